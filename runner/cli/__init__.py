@@ -1,0 +1,1 @@
+"""The `runner` command line: one module per subcommand, one error boundary in main."""
