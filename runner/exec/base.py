@@ -1,0 +1,73 @@
+"""What every transport offers: run a command, copy files, stream a long command, close."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+DEFAULT_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """A finished command on one host."""
+
+    host: str
+    command: str
+    exit_code: int
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def tail(self, stream: str = "stderr", lines: int = 5) -> str:
+        text = self.stderr if stream == "stderr" else self.stdout
+        return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+class StreamTimeout(Exception):
+    """No bytes arrived on a stream within the idle timeout: the node may be gone."""
+
+
+class Stream(Protocol):
+    """Output of a long-running remote command, read line by line."""
+
+    def lines(self, idle_timeout: float) -> Iterator[str]:
+        """Yield lines as they arrive; raise StreamTimeout after `idle_timeout` s of silence."""
+        ...
+
+    def exit_code(self) -> int | None:
+        """Exit code once the command ended, else None."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """A connection to one node."""
+
+    host: str
+
+    def run(
+        self, command: str, *, timeout: float = DEFAULT_TIMEOUT_S, stdin: str | None = None
+    ) -> CommandResult:
+        """Run a shell command and wait for it; never raises on a non-zero exit code."""
+        ...
+
+    def put(self, local: str, remote: str) -> None:
+        """Copy a local file to the node (parent directory must exist)."""
+        ...
+
+    def get(self, remote: str, local: str) -> None:
+        """Copy a file from the node."""
+        ...
+
+    def stream(self, command: str) -> Stream:
+        """Start a command whose output is read as it is produced."""
+        ...
+
+    def close(self) -> None: ...

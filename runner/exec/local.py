@@ -1,0 +1,100 @@
+"""Transport for the control machine itself (tests, and nodes reached without SSH)."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+
+from runner.errors import ExecError
+from runner.exec.base import DEFAULT_TIMEOUT_S, CommandResult, StreamTimeout
+
+
+class LocalStream:
+    """A local process whose stdout is read line by line with an idle timeout."""
+
+    def __init__(self, command: str) -> None:
+        self._proc = subprocess.Popen(
+            ["bash", "-c", command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def lines(self, idle_timeout: float) -> Iterator[str]:
+        assert self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        sel = selectors.DefaultSelector()
+        sel.register(fd, selectors.EVENT_READ)
+        buf = b""
+        try:
+            while True:
+                if not sel.select(timeout=idle_timeout):
+                    raise StreamTimeout(f"no output for {idle_timeout:.0f} s")
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                buf += chunk
+                *done, buf = buf.split(b"\n")
+                for line in done:
+                    yield line.decode("utf-8", errors="replace")
+            if buf:
+                yield buf.decode("utf-8", errors="replace")
+            self._proc.wait()
+        finally:
+            sel.close()
+
+    def exit_code(self) -> int | None:
+        return self._proc.poll()
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+
+
+class LocalTransport:
+    """Runs commands with bash on this machine."""
+
+    def __init__(self, host: str = "localhost") -> None:
+        self.host = host
+
+    def run(
+        self, command: str, *, timeout: float = DEFAULT_TIMEOUT_S, stdin: str | None = None
+    ) -> CommandResult:
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(
+                ["bash", "-c", command],
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ExecError(
+                f"{self.host}: command did not finish within {time.monotonic() - started:.0f} s: {command}"
+            ) from exc
+        return CommandResult(self.host, command, proc.returncode, proc.stdout, proc.stderr)
+
+    def put(self, local: str, remote: str) -> None:
+        shutil.copyfile(local, remote)
+
+    def get(self, remote: str, local: str) -> None:
+        shutil.copyfile(remote, local)
+
+    def stream(self, command: str) -> LocalStream:
+        return LocalStream(command)
+
+    def close(self) -> None:
+        return None
