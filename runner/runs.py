@@ -54,9 +54,7 @@ class StageRecord(BaseModel):
     state: NodeState = "pending"
     nodes: dict[str, NodeStage] = Field(default_factory=dict)
     inputs_hash: str | None = None
-    outputs: dict[str, int] = Field(
-        default_factory=dict, description="output path on node 0 -> size in bytes"
-    )
+    outputs: dict[str, int] = Field(default_factory=dict, description="output path on node 0 -> size in bytes")
 
 
 class Failure(BaseModel):
@@ -92,6 +90,7 @@ class RunState(BaseModel):
     updated: float = Field(default_factory=time.time)
     attempt: int = 1
     inventory: str | None = None
+    overrides: list[str] = Field(default_factory=list, description="--set overrides of the job file")
     hosts: list[str] = Field(default_factory=list, description="inventory host names in NODE_RANK order")
     node_dirs: list[str] = Field(default_factory=list, description="run directory on each node")
     master_addr: str | None = None
@@ -148,9 +147,7 @@ class RunDir:
     def log_files(self, node: int | None = None) -> Iterator[tuple[int, str, str, Path]]:
         """(node, stage, source, path) of every saved log, in stage order of the state."""
         logs = self.path / "logs"
-        order = (
-            {s.name: i for i, s in enumerate(self.read_state().stages)} if self.state_path.exists() else {}
-        )
+        order = {s.name: i for i, s in enumerate(self.read_state().stages)} if self.state_path.exists() else {}
         found = []
         for node_dir in sorted(logs.glob("node*")):
             k = int(node_dir.name[4:])

@@ -126,7 +126,7 @@ def terminate(run_id: str, stage_dir: str | None, pgid: int | None, grace: float
     return report
 
 
-def _supervise(stage_dir: str, run_id: str, grace: float, notify_fd: int) -> None:
+def _supervise(stage_dir: str, run_id: str, grace: float, extra_env: dict, notify_fd: int) -> None:
     """Runs in the detached grandchild: start the stage, wait, clean up, record the exit code."""
     import subprocess
 
@@ -137,6 +137,7 @@ def _supervise(stage_dir: str, run_id: str, grace: float, notify_fd: int) -> Non
     os.dup2(log, 2)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     env = dict(os.environ)
+    env.update(extra_env)
     env.update({TAG: run_id, "RUNNER_STAGE_DIR": stage_dir, "PYTHONUNBUFFERED": "1"})
     out = open(os.path.join(stage_dir, OUTPUT), "ab")  # noqa: SIM115 - held until the stage ends
     child = subprocess.Popen(
@@ -197,7 +198,8 @@ def cmd_start(args: argparse.Namespace) -> int:
         if os.fork() != 0:
             os._exit(0)
         try:
-            _supervise(stage_dir, args.run_id, args.grace, write_fd)
+            extra_env = dict(item.split("=", 1) for item in args.env)
+            _supervise(stage_dir, args.run_id, args.grace, extra_env, write_fd)
         finally:
             os._exit(0)
     os.close(write_fd)
@@ -339,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("stage_dir")
     p.add_argument("--run-id", required=True)
     p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S)
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_start)
     p = sub.add_parser("stop")
     p.add_argument("stage_dir", nargs="?")

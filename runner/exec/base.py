@@ -52,9 +52,7 @@ class Transport(Protocol):
 
     host: str
 
-    def run(
-        self, command: str, *, timeout: float = DEFAULT_TIMEOUT_S, stdin: str | None = None
-    ) -> CommandResult:
+    def run(self, command: str, *, timeout: float = DEFAULT_TIMEOUT_S, stdin: str | None = None) -> CommandResult:
         """Run a shell command and wait for it; never raises on a non-zero exit code."""
         ...
 

@@ -46,9 +46,7 @@ def _is_failure(value: object) -> bool:
     return isinstance(value, CommandResult) and not value.ok
 
 
-def fan_out(
-    keys: Iterable[K], fn: Callable[[K], R], *, max_parallel: int = MAX_PARALLEL
-) -> FanoutResult[K, R]:
+def fan_out(keys: Iterable[K], fn: Callable[[K], R], *, max_parallel: int = MAX_PARALLEL) -> FanoutResult[K, R]:
     """Call fn(key) for every key at once; collect each return value or exception."""
     keys = list(keys)
     outcomes: dict[K, R | BaseException] = {}

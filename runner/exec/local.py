@@ -68,9 +68,7 @@ class LocalTransport:
     def __init__(self, host: str = "localhost") -> None:
         self.host = host
 
-    def run(
-        self, command: str, *, timeout: float = DEFAULT_TIMEOUT_S, stdin: str | None = None
-    ) -> CommandResult:
+    def run(self, command: str, *, timeout: float = DEFAULT_TIMEOUT_S, stdin: str | None = None) -> CommandResult:
         started = time.monotonic()
         try:
             proc = subprocess.run(

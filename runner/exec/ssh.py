@@ -116,9 +116,7 @@ class SSHTransport:
         if transport is not None:
             transport.set_keepalive(self._keepalive)
 
-    def run(
-        self, command: str, *, timeout: float = DEFAULT_TIMEOUT_S, stdin: str | None = None
-    ) -> CommandResult:
+    def run(self, command: str, *, timeout: float = DEFAULT_TIMEOUT_S, stdin: str | None = None) -> CommandResult:
         self.open()
         try:
             result = self._conn.run(
@@ -129,9 +127,7 @@ class SSHTransport:
                 in_stream=io.StringIO(stdin) if stdin is not None else False,
             )
         except CommandTimedOut as exc:
-            raise ExecError(
-                f"{self._where()}: command did not finish within {timeout:.0f} s: {command}"
-            ) from exc
+            raise ExecError(f"{self._where()}: command did not finish within {timeout:.0f} s: {command}") from exc
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise ExecError(f"{self._where()}: connection lost while running {command!r}: {exc}") from exc
         return CommandResult(self.host, command, result.exited, result.stdout, result.stderr)

@@ -1,0 +1,184 @@
+"""A node of a run: its host, its transport, and where and how stage processes run on it.
+
+Stage processes run in the node's NPU container (`<engine> exec <name> ...`) or on the bare host
+(`ascend_run_in: host`). The supervisor runs in the same place as the stage, because killing a
+`docker/podman exec` client does not stop what it started inside the container. The node's run
+directory lives on the data dir, which the container mounts at the same path.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.errors import ExecError
+from runner.exec.base import CommandResult, Stream, Transport
+from runner.inventory import Host
+
+SUPERVISOR_SOURCE = Path(__file__).resolve().parent.parent / "supervisor.py"
+REMOTE_PYTHON = "python3"
+FREE_PORT_RANGE = (20000, 40000)
+
+
+def node_run_dir(host: Host, run_id: str, index: int) -> str:
+    return posixpath.join(host.data_dir, ".ascend-runner", "runs", run_id, f"node{index}")
+
+
+@dataclass(eq=False)
+class Node:
+    """Node `index` (its NODE_RANK) of a run."""
+
+    index: int
+    host: Host
+    transport: Transport
+    run_dir: str
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    def label(self) -> str:
+        return f"node{self.index} ({self.host.name})"
+
+    def wrap(self, command: str) -> str:
+        """The command as it must be run to execute where the stages run."""
+        if self.host.run_in == "host":
+            return f"bash -c {shlex.quote(command)}"
+        engine = shlex.quote(self.host.container_engine)
+        return f"{engine} exec {shlex.quote(self.host.container_name)} bash -c {shlex.quote(command)}"
+
+    def stage_dir(self, stage: str) -> str:
+        return posixpath.join(self.run_dir, stage)
+
+    @property
+    def supervisor_path(self) -> str:
+        return posixpath.join(self.run_dir, "supervisor.py")
+
+    def supervisor_command(self, *args: str) -> str:
+        words = [REMOTE_PYTHON, self.supervisor_path, *args]
+        return self.wrap(" ".join(shlex.quote(w) for w in words))
+
+    def run(self, command: str, *, timeout: float = 60.0) -> CommandResult:
+        return self.transport.run(command, timeout=timeout)
+
+    def check(self, command: str, what: str, *, timeout: float = 60.0) -> CommandResult:
+        result = self.transport.run(command, timeout=timeout)
+        if not result.ok:
+            tail = result.tail("stderr") or result.tail("stdout")
+            raise ExecError(f"{self.label()}: {what} failed (exit code {result.exit_code}): {tail}")
+        return result
+
+    # --- supervisor operations --------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Create the node's run directory and upload the supervisor."""
+        self.check(f"mkdir -p {shlex.quote(self.run_dir)}", "creating the run directory")
+        self.transport.put(str(SUPERVISOR_SOURCE), self.supervisor_path)
+        probe = self.run(self.wrap(f"{REMOTE_PYTHON} -c 'import sys; print(sys.version_info[0])'"))
+        if not probe.ok or probe.stdout.strip() != "3":
+            where = "on the host" if self.host.run_in == "host" else f"in container {self.host.container_name}"
+            raise ExecError(
+                f"{self.label()}: cannot run {REMOTE_PYTHON} {where}: {probe.tail() or probe.stdout.strip()}",
+                hint="provision the node (ansible-playbook site.yml) so the NPU container is running, "
+                "or set ascend_run_in: host",
+            )
+
+    def upload_script(self, stage: str, script_path: Path) -> None:
+        stage_dir = self.stage_dir(stage)
+        self.check(f"mkdir -p {shlex.quote(stage_dir)}", f"creating {stage_dir}")
+        self.transport.put(str(script_path), posixpath.join(stage_dir, "script.sh"))
+
+    def start(self, stage: str, run_id: str, grace: float, env: dict[str, str] | None = None) -> dict:
+        args = ["start", self.stage_dir(stage), "--run-id", run_id, "--grace", str(grace)]
+        for key, value in (env or {}).items():
+            args += ["--env", f"{key}={value}"]
+        result = self.check(self.supervisor_command(*args), f"starting stage {stage!r}")
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    def follow(self, stage: str, offsets: dict[str, int] | None = None) -> Stream:
+        args = ["follow", self.stage_dir(stage)]
+        if offsets:
+            args += ["--offsets", json.dumps(offsets)]
+        return self.transport.stream(self.supervisor_command(*args))
+
+    def stop(self, run_id: str, stage: str | None, grace: float) -> dict:
+        args = ["stop"] + ([self.stage_dir(stage)] if stage else []) + ["--run-id", run_id, "--grace", str(grace)]
+        result = self.run(self.supervisor_command(*args), timeout=grace + 30)
+        if result.exit_code not in (0, 1):
+            raise ExecError(f"{self.label()}: stop failed (exit code {result.exit_code}): {result.tail()}")
+        try:
+            return json.loads(result.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return {}
+
+    def status(self, stage: str) -> dict:
+        result = self.check(self.supervisor_command("status", self.stage_dir(stage)), "reading stage status")
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    def run_pids(self, run_id: str) -> list[int]:
+        """Processes of the run still alive where the stages run (read from /proc, not bookkeeping)."""
+        code = (
+            "import sys; sys.path.insert(0, sys.argv[1]); import supervisor; "
+            "print(' '.join(map(str, supervisor.tagged_pids(sys.argv[2]))))"
+        )
+        words = [REMOTE_PYTHON, "-c", code, self.run_dir, run_id]
+        result = self.check(self.wrap(" ".join(shlex.quote(w) for w in words)), "listing the run's processes")
+        return [int(p) for p in result.stdout.split()]
+
+    # --- files -------------------------------------------------------------------------------
+
+    def sizes(self, paths: list[str]) -> dict[str, int]:
+        """Size in bytes of each path (a directory: its whole tree); -1 when it does not exist."""
+        if not paths:
+            return {}
+        code = (
+            "import json, os, sys\n"
+            "def size(p):\n"
+            "    if os.path.isfile(p): return os.path.getsize(p)\n"
+            "    if not os.path.isdir(p): return -1\n"
+            "    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(p) for f in fs\n"
+            "               if os.path.isfile(os.path.join(d, f)))\n"
+            "print(json.dumps({p: size(p) for p in sys.argv[1:]}))\n"
+        )
+        words = [REMOTE_PYTHON, "-c", code, *paths]
+        result = self.check(self.wrap(" ".join(shlex.quote(w) for w in words)), "reading output sizes")
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    def read_text(self, path: str) -> str | None:
+        result = self.run(self.wrap(f"cat {shlex.quote(path)}"))
+        return result.stdout if result.ok else None
+
+    def free_port(self) -> int:
+        """A TCP port nothing listens on, on this node (checked by binding it)."""
+        low, high = FREE_PORT_RANGE
+        code = (
+            "import random, socket\n"
+            f"ports = list(range({low}, {high})); random.shuffle(ports)\n"
+            "for port in ports:\n"
+            "    s = socket.socket()\n"
+            "    try:\n"
+            "        s.bind(('', port)); s2 = socket.socket(); s2.bind(('', port + 1)); s2.close()\n"
+            "    except OSError:\n"
+            "        continue\n"
+            "    finally:\n"
+            "        s.close()\n"
+            "    print(port); break\n"
+        )
+        result = self.check(self.wrap(f"{REMOTE_PYTHON} -c {shlex.quote(code)}"), "finding a free MASTER_PORT")
+        return int(result.stdout.strip().splitlines()[-1])
+
+    def copy_to(self, other: Node, paths: list[str]) -> None:
+        """Copy paths from this node to `other`, directly between the two hosts (rsync over SSH)."""
+        target = f"{other.host.user}@{other.host.address}" if other.host.user else other.host.address
+        ssh = f"ssh -p {other.host.port} -o BatchMode=yes"
+        for path in paths:
+            parent = posixpath.dirname(path.rstrip("/")) or "/"
+            command = (
+                f"ssh -p {other.host.port} -o BatchMode=yes {shlex.quote(target)} mkdir -p {shlex.quote(parent)} && "
+                f"rsync -a --delete -e {shlex.quote(ssh)} {shlex.quote(path.rstrip('/'))} "
+                f"{shlex.quote(target + ':' + parent + '/')}"
+            )
+            self.check(command, f"copying {path} to {other.label()}", timeout=3600)

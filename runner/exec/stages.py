@@ -1,0 +1,331 @@
+"""Run a job's stages on the nodes of a run, one stage at a time, failing fast.
+
+For each stage: upload each node's script, start it under the node's supervisor, follow every node's
+logs into one stream, and wait. When any node's stage exits non-zero or a node stops answering
+(no heartbeat within `node_timeout`), the stage is stopped on every other node at once, the first
+failure is named (node, rank, signature) and recorded, and StageFailed is raised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from runner.errors import ExecError
+from runner.exec.base import StreamTimeout
+from runner.exec.fanout import fan_out, raise_for_failures
+from runner.exec.nodes import Node
+from runner.logstream import LogStream, rank_of
+from runner.runs import Failure, NodeStage, RunDir, RunState, StageRecord
+
+DEFAULT_GRACE_S = 3.0
+DEFAULT_NODE_TIMEOUT_S = 8.0
+
+
+class StageFailed(ExecError):
+    """A stage failed on a node; the stage was stopped on every node."""
+
+
+@dataclass(frozen=True)
+class StageJob:
+    """One stage as the executor needs it: where it runs and each node's script."""
+
+    name: str
+    node_indices: tuple[int, ...]
+    scripts: Mapping[int, str]
+    kind: str = "command"
+    placement: str = "all"
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    distribute: bool = False
+    msrun: bool = False
+
+    def record(self, hosts: Sequence[str]) -> StageRecord:
+        return StageRecord(
+            name=self.name,
+            kind=self.kind,
+            placement=self.placement,
+            msrun=self.msrun,
+            nodes={str(i): NodeStage(host=hosts[i]) for i in self.node_indices},
+        )
+
+
+def stages_from_plan(plan: Any, scripts: Mapping[tuple[int, str], str]) -> list[StageJob]:
+    """StageJobs from a runner.plan.Plan and runner.render.render_scripts(plan)."""
+    jobs = []
+    for stage in plan.stages:
+        indices = tuple(stage.node_indices)
+        jobs.append(
+            StageJob(
+                name=stage.name,
+                node_indices=indices,
+                scripts={i: scripts[(i, stage.name)] for i in indices},
+                kind=stage.kind,
+                placement=stage.placement,
+                inputs=tuple(stage.inputs),
+                outputs=tuple(stage.outputs),
+                distribute=bool(getattr(stage, "distribute", False)),
+                msrun=bool(getattr(stage, "msrun", False)),
+            )
+        )
+    return jobs
+
+
+def inputs_hash(stage: StageJob, input_sizes: Mapping[str, int]) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps({str(k): v for k, v in sorted(stage.scripts.items())}, sort_keys=True).encode())
+    digest.update(json.dumps(dict(input_sizes), sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class _Event:
+    kind: str  # line | exit | lost
+    node: int
+    source: str = ""
+    text: str = ""
+    code: int | None = None
+
+
+def _parse_exit(value: str) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+class Session:
+    """The nodes of one run and what the runner does on them."""
+
+    def __init__(
+        self,
+        run: RunDir,
+        state: RunState,
+        nodes: Sequence[Node],
+        stream: LogStream,
+        *,
+        grace: float = DEFAULT_GRACE_S,
+        node_timeout: float = DEFAULT_NODE_TIMEOUT_S,
+        storage: str = "shared",
+        stage_env: dict[str, str] | None = None,
+    ) -> None:
+        self.run = run
+        self.state = state
+        self.nodes = list(nodes)
+        self.stream = stream
+        self.grace = grace
+        self.node_timeout = node_timeout
+        self.storage = storage
+        self.stage_env = dict(stage_env or {})
+        self._lock = threading.Lock()
+
+    def save(self) -> None:
+        with self._lock:
+            self.run.write_state(self.state)
+
+    # --- set-up ------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Create every node's run directory and upload the supervisor, in parallel."""
+        raise_for_failures(fan_out(self.nodes, lambda n: n.prepare()).outcomes, "preparing the nodes")
+
+    # --- one stage ---------------------------------------------------------------------------
+
+    def run_stage(self, stage: StageJob) -> None:
+        record = self.state.stage(stage.name)
+        nodes = [self.nodes[i] for i in stage.node_indices]
+        for node in nodes:
+            path = self.run.script_path(node.index, stage.name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(stage.scripts[node.index])
+        raise_for_failures(
+            fan_out(nodes, lambda n: n.upload_script(stage.name, self.run.script_path(n.index, stage.name))).outcomes,
+            f"uploading stage {stage.name!r}",
+        )
+        record.inputs_hash = inputs_hash(stage, nodes[0].sizes(list(stage.inputs)))
+        now = time.time()
+        record.state = "running"
+        record.nodes = {str(n.index): NodeStage(host=n.name, state="running", started=now) for n in nodes}
+        self.save()
+        started = fan_out(nodes, lambda n: n.start(stage.name, self.state.run_id, self.grace, self.stage_env))
+        if not started.ok:
+            self._stop(nodes, stage.name)
+            first = next(iter(started.failed))
+            for node in nodes:
+                record.nodes[str(node.index)].state = "failed" if node in started.failed else "stopped"
+                record.nodes[str(node.index)].ended = time.time()
+            record.state = "failed"
+            self.state.failure = Failure(stage=stage.name, node=first.index, host=first.name, line=None)
+            self.save()
+            raise_for_failures(started.outcomes, f"starting stage {stage.name!r}")
+        self.stream.note(f"stage {stage.name!r} started on {', '.join(n.label() for n in nodes)}")
+        self.watch(stage.name, nodes, fail_fast=True)
+        if record.state != "succeeded":
+            return
+        record.outputs = nodes[0].sizes(list(stage.outputs))
+        self.save()
+        missing = [p for p, size in record.outputs.items() if size < 0]
+        if missing:
+            self.stream.note(f"stage {stage.name!r} finished but did not write {', '.join(missing)}")
+        if stage.distribute and self.storage == "local" and stage.outputs:
+            self._distribute(stage, nodes[0])
+
+    def _distribute(self, stage: StageJob, source: Node) -> None:
+        others = [n for n in self.nodes if n is not source]
+        if not others:
+            return
+        self.stream.note(f"copying the outputs of {stage.name!r} from {source.label()} to the other nodes")
+        raise_for_failures(
+            fan_out(others, lambda n: source.copy_to(n, list(stage.outputs))).outcomes,
+            f"copying the outputs of stage {stage.name!r}",
+        )
+
+    def _stop(self, nodes: Sequence[Node], stage: str | None) -> dict[Node, Any]:
+        result = fan_out(nodes, lambda n: n.stop(self.state.run_id, stage, self.grace))
+        return dict(result.outcomes)
+
+    def watch(
+        self,
+        stage: str,
+        nodes: Sequence[Node],
+        *,
+        fail_fast: bool,
+        offsets: Callable[[Node], dict[str, int]] | None = None,
+    ) -> None:
+        """Stream the stage's logs until it has ended on every node; tear down on the first failure."""
+        record = self.state.stage(stage)
+        events: queue.Queue[_Event] = queue.Queue()
+        threads = [
+            threading.Thread(
+                target=self._follow,
+                args=(node, stage, events, offsets(node) if offsets else None),
+                name=f"follow-{node.name}",
+                daemon=True,
+            )
+            for node in nodes
+        ]
+        for thread in threads:
+            thread.start()
+        by_index = {n.index: n for n in nodes}
+        pending = set(by_index)
+        stopping = False
+        stopper: threading.Thread | None = None
+        try:
+            while pending:
+                try:
+                    event = events.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if event.kind == "line":
+                    self.stream.emit(event.node, stage, event.source, event.text)
+                    continue
+                pending.discard(event.node)
+                entry = record.nodes[str(event.node)]
+                entry.ended = time.time()
+                entry.exit_code = event.code
+                failed = event.kind == "lost" or event.code != 0
+                if event.kind == "lost":
+                    entry.state = "lost"
+                    self.stream.note(f"{by_index[event.node].label()} stopped answering: {event.text}")
+                elif not failed:
+                    entry.state = "succeeded"
+                else:
+                    entry.state = "stopped" if stopping else "failed"
+                if failed and not stopping and fail_fast:
+                    stopping = True
+                    self._record_failure(stage, by_index[event.node], event)
+                    self.stream.note(self.state.failure.describe() if self.state.failure else "failed")
+                    others = [by_index[i] for i in pending]
+                    if others:
+                        self.stream.note(f"stopping stage {stage!r} on {', '.join(n.label() for n in others)}")
+                        stopper = threading.Thread(target=self._stop, args=(others, stage), daemon=True)
+                        stopper.start()
+                self.save()
+        except KeyboardInterrupt:
+            self.stream.note("interrupted: stopping the stage on every node")
+            self._stop(nodes, stage)
+            for index in pending:
+                entry = record.nodes[str(index)]
+                entry.state, entry.ended = "stopped", time.time()
+            record.state = "stopped"
+            self.state.status = "interrupted"
+            self.save()
+            raise
+        if stopper is not None:
+            stopper.join()
+        for thread in threads:
+            thread.join(timeout=5)
+        states = {e.state for e in record.nodes.values()}
+        if states <= {"succeeded"}:
+            record.state = "succeeded"
+        elif "failed" in states or "lost" in states:
+            record.state = "failed"
+        else:
+            record.state = "stopped"
+        self.save()
+        if record.state != "succeeded" and fail_fast:
+            failure = self.state.failure
+            summary = ", ".join(
+                f"node{k}={e.exit_code if e.exit_code is not None else e.state}" for k, e in record.nodes.items()
+            )
+            raise StageFailed(
+                (failure.describe() if failure else f"stage {stage!r} failed") + f"\n  exit codes: {summary}",
+                hint=f"runner logs {self.state.run_id} --node {failure.node if failure else 0} shows the whole log; "
+                f"runner launch --resume {self.state.run_id} re-runs from this stage",
+            )
+
+    def _record_failure(self, stage: str, node: Node, event: _Event) -> None:
+        if self.state.failure is not None and self.state.failure.stage == stage:
+            return
+        first = self.stream.signatures.get(node.index)
+        signature = first.signature if first else None
+        if event.kind == "lost":
+            signature = f"node lost ({event.text})"
+        self.state.failure = Failure(
+            stage=stage,
+            node=node.index,
+            host=node.name,
+            rank=rank_of(first.source) if first else None,
+            exit_code=event.code,
+            signature=signature,
+            line=first.line if first and event.kind != "lost" else None,
+        )
+
+    def _follow(self, node: Node, stage: str, events: queue.Queue[_Event], offsets: dict[str, int] | None) -> None:
+        try:
+            stream = node.follow(stage, offsets)
+        except ExecError as exc:
+            events.put(_Event("lost", node.index, text=str(exc)))
+            return
+        try:
+            for line in stream.lines(self.node_timeout):
+                kind, _, rest = line.partition("\t")
+                if kind == "L":
+                    source, _, text = rest.partition("\t")
+                    events.put(_Event("line", node.index, source, text))
+                elif kind == "X":
+                    code = _parse_exit(rest.strip())
+                    if code is None:
+                        events.put(_Event("lost", node.index, text=f"the supervisor reports {rest.strip()!r}"))
+                    else:
+                        events.put(_Event("exit", node.index, code=code))
+                    return
+            events.put(_Event("lost", node.index, text="the connection closed"))
+        except StreamTimeout:
+            events.put(_Event("lost", node.index, text=f"no heartbeat for {self.node_timeout:.0f} s"))
+        except (OSError, EOFError, ExecError) as exc:
+            events.put(_Event("lost", node.index, text=str(exc)))
+        finally:
+            stream.close()
+
+    # --- whole run ---------------------------------------------------------------------------
+
+    def stop_run(self) -> dict[Node, Any]:
+        """Stop every process of the run on every node."""
+        return self._stop(self.nodes, None)
