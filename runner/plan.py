@@ -335,6 +335,7 @@ def _stage_plan(job: Job, arch: ModelArch | None, entry: str | CommandStage, nod
                          launcher=distributed, entry="inference.py", args=tuple(sa.generate_args(job, arch, load)),
                          inputs=(load,))
     # export: mcore -> HF on node 0 into a new directory
+    assert ckpt.export_dir is not None
     out = posixpath.join(ckpt.export_dir, "mg2hf")
     return StagePlan(name="export", kind="export", placement="one", node_indices=(0,), launcher="python",
                      entry="convert_ckpt.py", args=tuple(sa.export_args(job, arch)),

@@ -121,6 +121,7 @@ def export_args(job: Job, arch: ModelArch) -> Args:
             "--target-tensor-parallel-size", "1", "--target-pipeline-parallel-size", "1"]
     if arch.qkv_bias:
         args.append("--add-qkv-bias")
+    assert job.checkpoint.export_dir is not None
     args += ["--load-dir", export_source(job), "--save-dir", job.checkpoint.export_dir,
              "--load-hf-from-config", "--params-dtype", job.checkpoint.params_dtype]
     return args

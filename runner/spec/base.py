@@ -49,4 +49,6 @@ class SpecModel(BaseModel):
             value = fixed.get(key)
             if isinstance(value, YamlFloat) and field.annotation in (str, str | None):
                 fixed[key] = value.source
+            elif isinstance(value, dict) and field.annotation == dict[str, str]:
+                fixed[key] = {k: v.source if isinstance(v, YamlFloat) else v for k, v in value.items()}
         return fixed

@@ -189,6 +189,11 @@ class TrainSpec(SpecModel):
             if flag.startswith("--") and flag not in flags:
                 raise ValueError(f"`train.extra_args` has {flag}, which MindSpeed-LLM 2.1.0 training does not "
                                  "define." + _closest(flag, flags))
+            if flag == "--overlap-param-gather" and not self.distributed_optimizer:
+                raise ValueError("`train.extra_args` --overlap-param-gather needs `train.distributed_optimizer: true` "
+                                 "(Megatron requires the distributed optimizer and --overlap-grad-reduce)")
+            if flag == "--reuse-fp32-param" and self.precision != "bf16":
+                raise ValueError("`train.extra_args` --reuse-fp32-param needs `train.precision: bf16`")
             if flag in OWNED_FLAGS:
                 raise ValueError(f"`train.extra_args` sets {flag}, which the runner derives from "
                                  f"`{OWNED_FLAGS[flag]}`; set that key instead")
@@ -216,7 +221,9 @@ class GenerateSpec(SpecModel):
 class CheckpointSpec(SpecModel):
     mcore_dir: AbsPath = Field(description="Where hf->mcore conversion writes (the training's `--load`).")
     save_dir: AbsPath = Field(description="Where training saves checkpoints (`--save`).")
-    export_dir: AbsPath = Field(description="A NEW directory for the Hugging Face export; never the original model's.")
+    export_dir: AbsPath | None = Field(
+        default=None, description="A NEW directory for the Hugging Face export (needed by the `export` stage); "
+                                  "never the original model's.")
     params_dtype: Literal["bf16", "fp16", "fp32"] = Field(default="bf16", description="Converted weights' dtype.")
 
 
@@ -314,6 +321,8 @@ class Job(SpecModel):
             missing = [section for section in needs.get(stage, ()) if getattr(self, section) is None]
             if missing:
                 raise ValueError(f"stage `{stage}` needs the section(s) {', '.join(f'`{m}`' for m in missing)}")
+        if "export" in names and self.checkpoint is not None and self.checkpoint.export_dir is None:
+            raise ValueError("stage `export` needs `checkpoint.export_dir`: a new directory for the Hugging Face model")
         order = [n for n in names if n in MINDSPEED_STAGES]
         if order != sorted(order, key=MINDSPEED_STAGES.index):
             raise ValueError(f"stages {order} are out of order; MindSpeed stages run as "
@@ -332,6 +341,8 @@ class Job(SpecModel):
             return
         hf = posixpath.normpath(model.hf_dir)
         for key in ("mcore_dir", "save_dir", "export_dir"):
+            if getattr(checkpoint, key) is None:
+                continue
             path = posixpath.normpath(getattr(checkpoint, key))
             if path == hf or path.startswith(hf + "/") or hf.startswith(path + "/"):
                 raise ValueError(f"`checkpoint.{key}` ({path}) overlaps `model.hf_dir` ({hf}); the original model "
