@@ -137,6 +137,7 @@ class LogStream:
     log_path: Callable[[int, str, str], Path]
     console: TextIO | None
     show_progress: bool = True
+    accept: Callable[[int, str], bool] | None = None  # which (node, source) lines reach the console
     progress: Progress = field(default_factory=Progress)
     signatures: dict[int, FirstSignature] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -154,7 +155,8 @@ class LogStream:
             fh.write(text + "\n")
             fh.flush()
             self._note_signature(node, source, text, now)
-            if self.console is not None:
+            shown = self.console is not None and (self.accept is None or self.accept(node, source))
+            if shown and self.console is not None:
                 self.console.write(f"{prefix(node, source)} {text}\n")
             if self.progress.update(text, now) and self.show_progress and self.console is not None:
                 self.console.write(f"[progress] {self.progress.line(now)}\n")

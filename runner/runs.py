@@ -100,11 +100,28 @@ class RunState(BaseModel):
     failure: Failure | None = None
     message: str | None = None
 
+    def launcher_alive(self) -> bool:
+        """Whether the `runner launch` that owns this run is still running on this machine."""
+        if self.status != "running" or not self.control_pid:
+            return False
+        try:
+            os.kill(self.control_pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
     def stage(self, name: str) -> StageRecord:
         for record in self.stages:
             if record.name == name:
                 return record
         raise KeyError(name)
+
+
+def stage_key(stage: str, attempt: int) -> str:
+    """Directory name of a stage's files in one attempt: `train`, then `train.2` after a resume."""
+    return stage if attempt <= 1 else f"{stage}.{attempt}"
 
 
 def runs_root(path: str | os.PathLike[str] | None = None) -> Path:
@@ -148,6 +165,7 @@ class RunDir:
         """(node, stage, source, path) of every saved log, in stage order of the state."""
         logs = self.path / "logs"
         order = {s.name: i for i, s in enumerate(self.read_state().stages)} if self.state_path.exists() else {}
+        attempt = {}
         found = []
         for node_dir in sorted(logs.glob("node*")):
             k = int(node_dir.name[4:])
@@ -156,7 +174,10 @@ class RunDir:
             for stage_dir in node_dir.iterdir():
                 for log in sorted(stage_dir.glob("*.log")):
                     found.append((k, stage_dir.name, log.stem, log))
-        found.sort(key=lambda t: (order.get(t[1], 999), t[0], t[2]))
+        for _, stage, _, _ in found:
+            base, _, number = stage.partition(".")
+            attempt[stage] = (int(number) if number.isdigit() else 1, order.get(base, 999))
+        found.sort(key=lambda t: (*attempt[t[1]], t[0], t[2]))
         yield from found
 
     @classmethod

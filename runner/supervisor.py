@@ -180,11 +180,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         print(f"no {SCRIPT} in {stage_dir}", file=sys.stderr)
         return 2
     current = _read_json(os.path.join(stage_dir, PIDFILE))
-    if (
-        current
-        and not os.path.exists(os.path.join(stage_dir, EXIT_FILE))
-        and _alive(current["supervisor_pid"])
-    ):
+    if current and not os.path.exists(os.path.join(stage_dir, EXIT_FILE)) and _alive(current["supervisor_pid"]):
         print(f"stage already running under supervisor {current['supervisor_pid']}", file=sys.stderr)
         return 3
     for name in (EXIT_FILE, PIDFILE, STOP_FILE):
@@ -310,7 +306,7 @@ def cmd_follow(args: argparse.Namespace) -> int:
             status = stage_status(stage_dir)
             if status["state"] == "exited":
                 drain(final=True)
-                out.write(f"X\t{status['exit_code']}\n")
+                out.write(f"X\t{status['exit_code']}\t{'stopped' if status['stopped'] else ''}\n")
                 out.flush()
                 return 0
             if status["state"] == "lost":

@@ -18,7 +18,15 @@ from typing import TextIO
 from runner.errors import ExecError, InputError, InventoryError, RunnerError
 from runner.exec.cluster import close, connect, make_nodes
 from runner.exec.nodes import Node
-from runner.exec.stages import DEFAULT_GRACE_S, DEFAULT_NODE_TIMEOUT_S, Session, StageJob, inputs_hash, stages_from_plan
+from runner.exec.stages import (
+    DEFAULT_GRACE_S,
+    DEFAULT_NODE_TIMEOUT_S,
+    Session,
+    StageJob,
+    StageStopped,
+    inputs_hash,
+    stages_from_plan,
+)
 from runner.inventory import DEFAULT_GROUP, Host, load_hosts
 from runner.logstream import LogStream
 from runner.runs import RunDir, RunState, StageRecord
@@ -149,7 +157,7 @@ class Launch:
         state.status = "running"
         state.control_pid = os.getpid()
         state.master_addr = hosts[0].hccl_ip
-        nodes = make_nodes(hosts, state.run_id)
+        nodes = make_nodes(hosts, state.run_id, state.attempt)
         state.node_dirs = [n.run_dir for n in nodes]
         run.write_state(state)
         stream = LogStream(run.log_path, self.console, show_progress=opts.show_progress)
@@ -218,7 +226,7 @@ class Launch:
             self._final_sweep(session)
             raise
         except RunnerError as exc:
-            state.status = "failed"
+            state.status = "stopped" if isinstance(exc, StageStopped) else "failed"
             state.control_pid = None
             state.message = str(exc).splitlines()[0]
             session.save()

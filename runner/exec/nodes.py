@@ -17,6 +17,7 @@ from pathlib import Path
 from runner.errors import ExecError
 from runner.exec.base import CommandResult, Stream, Transport
 from runner.inventory import Host
+from runner.runs import stage_key
 
 SUPERVISOR_SOURCE = Path(__file__).resolve().parent.parent / "supervisor.py"
 REMOTE_PYTHON = "python3"
@@ -35,6 +36,7 @@ class Node:
     host: Host
     transport: Transport
     run_dir: str
+    attempt: int = 1
 
     @property
     def name(self) -> str:
@@ -51,7 +53,7 @@ class Node:
         return f"{engine} exec {shlex.quote(self.host.container_name)} bash -c {shlex.quote(command)}"
 
     def stage_dir(self, stage: str) -> str:
-        return posixpath.join(self.run_dir, stage)
+        return posixpath.join(self.run_dir, stage_key(stage, self.attempt))
 
     @property
     def supervisor_path(self) -> str:

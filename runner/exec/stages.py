@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +23,7 @@ from runner.exec.base import StreamTimeout
 from runner.exec.fanout import fan_out, raise_for_failures
 from runner.exec.nodes import Node
 from runner.logstream import LogStream, rank_of
-from runner.runs import Failure, NodeStage, RunDir, RunState, StageRecord
+from runner.runs import Failure, NodeStage, RunDir, RunState, StageRecord, stage_key
 
 DEFAULT_GRACE_S = 3.0
 DEFAULT_NODE_TIMEOUT_S = 8.0
@@ -30,6 +31,10 @@ DEFAULT_NODE_TIMEOUT_S = 8.0
 
 class StageFailed(ExecError):
     """A stage failed on a node; the stage was stopped on every node."""
+
+
+class StageStopped(ExecError):
+    """`runner stop` ended the stage."""
 
 
 @dataclass(frozen=True)
@@ -77,9 +82,15 @@ def stages_from_plan(plan: Any, scripts: Mapping[tuple[int, str], str]) -> list[
     return jobs
 
 
+_PORT_LINE = re.compile(r"^export MASTER_PORT=.*$", re.MULTILINE)
+
+
 def inputs_hash(stage: StageJob, input_sizes: Mapping[str, int]) -> str:
+    """Hash of what a stage's result depends on: its scripts (less the port picked per launch) and
+    the sizes of its inputs."""
     digest = hashlib.sha256()
-    digest.update(json.dumps({str(k): v for k, v in sorted(stage.scripts.items())}, sort_keys=True).encode())
+    scripts = {str(k): _PORT_LINE.sub("", v) for k, v in sorted(stage.scripts.items())}
+    digest.update(json.dumps(scripts, sort_keys=True).encode())
     digest.update(json.dumps(dict(input_sizes), sort_keys=True).encode())
     return digest.hexdigest()
 
@@ -200,6 +211,7 @@ class Session:
     ) -> None:
         """Stream the stage's logs until it has ended on every node; tear down on the first failure."""
         record = self.state.stage(stage)
+        key = stage_key(stage, self.state.attempt)
         events: queue.Queue[_Event] = queue.Queue()
         threads = [
             threading.Thread(
@@ -223,14 +235,18 @@ class Session:
                 except queue.Empty:
                     continue
                 if event.kind == "line":
-                    self.stream.emit(event.node, stage, event.source, event.text)
+                    self.stream.emit(event.node, key, event.source, event.text)
                     continue
                 pending.discard(event.node)
                 entry = record.nodes[str(event.node)]
                 entry.ended = time.time()
                 entry.exit_code = event.code
                 failed = event.kind == "lost" or event.code != 0
-                if event.kind == "lost":
+                stopped_by_user = event.kind == "exit" and event.text == "stopped" and not stopping
+                if stopped_by_user:
+                    entry.state = "stopped"
+                    self.state.message = f"stopped on {by_index[event.node].label()} by `runner stop`"
+                elif event.kind == "lost":
                     entry.state = "lost"
                     self.stream.note(f"{by_index[event.node].label()} stopped answering: {event.text}")
                 elif not failed:
@@ -239,8 +255,11 @@ class Session:
                     entry.state = "stopped" if stopping else "failed"
                 if failed and not stopping and fail_fast:
                     stopping = True
-                    self._record_failure(stage, by_index[event.node], event)
-                    self.stream.note(self.state.failure.describe() if self.state.failure else "failed")
+                    if stopped_by_user:
+                        self.stream.note(self.state.message or "stopped")
+                    else:
+                        self._record_failure(stage, by_index[event.node], event)
+                        self.stream.note(self.state.failure.describe() if self.state.failure else "failed")
                     others = [by_index[i] for i in pending]
                     if others:
                         self.stream.note(f"stopping stage {stage!r} on {', '.join(n.label() for n in others)}")
@@ -269,6 +288,9 @@ class Session:
         else:
             record.state = "stopped"
         self.save()
+        if record.state == "stopped" and fail_fast:
+            self.state.status = "stopped"
+            raise StageStopped(f"run {self.state.run_id} was stopped during stage {stage!r}")
         if record.state != "succeeded" and fail_fast:
             failure = self.state.failure
             summary = ", ".join(
@@ -310,11 +332,12 @@ class Session:
                     source, _, text = rest.partition("\t")
                     events.put(_Event("line", node.index, source, text))
                 elif kind == "X":
-                    code = _parse_exit(rest.strip())
+                    value, _, flag = rest.partition("\t")
+                    code = _parse_exit(value.strip())
                     if code is None:
-                        events.put(_Event("lost", node.index, text=f"the supervisor reports {rest.strip()!r}"))
+                        events.put(_Event("lost", node.index, text=f"the supervisor reports {value.strip()!r}"))
                     else:
-                        events.put(_Event("exit", node.index, code=code))
+                        events.put(_Event("exit", node.index, text=flag.strip(), code=code))
                     return
             events.put(_Event("lost", node.index, text="the connection closed"))
         except StreamTimeout:
