@@ -1,0 +1,1 @@
+"""Shared code of the stand-in entry points (TEST DOUBLE for the simulator, not MindSpeed-LLM)."""
