@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-SCALE = 1024
+SCALE = 64
 
 
 @dataclass(frozen=True)
