@@ -68,6 +68,8 @@ def launch(
       runner launch jobs/sim-openr1-sft.yaml --nodes 2 -i inventory/sim
       runner launch --resume qwen25-math-7b-openr1-20260101-120000-ab12
     """
+    import signal
+
     from runner.errors import InputError
     from runner.exec.launch import Launch, LaunchOptions
 
@@ -94,4 +96,6 @@ def launch(
         force=force,
         show_progress=not no_progress,
     )
+    # Ctrl-C (SIGINT) stops the job on every node, even when started from a shell that ignores it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     Launch(opts, sys.stdout).run()

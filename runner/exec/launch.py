@@ -145,7 +145,7 @@ class Launch:
             state = RunState(
                 run_id=run.run_id,
                 job_name=job.name,
-                inventory=str(opts.inventory) if opts.inventory else None,
+                inventory=str(Path(opts.inventory).resolve()) if opts.inventory else None,
                 overrides=list(opts.overrides),
                 hosts=[h.name for h in hosts],
             )

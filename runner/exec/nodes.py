@@ -45,6 +45,9 @@ class Node:
     def label(self) -> str:
         return f"node{self.index} ({self.host.name})"
 
+    def __str__(self) -> str:
+        return self.label()
+
     def wrap(self, command: str) -> str:
         """The command as it must be run to execute where the stages run."""
         if self.host.run_in == "host":

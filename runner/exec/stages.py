@@ -134,6 +134,7 @@ class Session:
         self.node_timeout = node_timeout
         self.storage = storage
         self.stage_env = dict(stage_env or {})
+        self.lost: set[int] = set()
         self._lock = threading.Lock()
 
     def save(self) -> None:
@@ -248,6 +249,7 @@ class Session:
                     self.state.message = f"stopped on {by_index[event.node].label()} by `runner stop`"
                 elif event.kind == "lost":
                     entry.state = "lost"
+                    self.lost.add(event.node)
                     self.stream.note(f"{by_index[event.node].label()} stopped answering: {event.text}")
                 elif not failed:
                     entry.state = "succeeded"
@@ -350,5 +352,5 @@ class Session:
     # --- whole run ---------------------------------------------------------------------------
 
     def stop_run(self) -> dict[Node, Any]:
-        """Stop every process of the run on every node."""
-        return self._stop(self.nodes, None)
+        """Stop every process of the run on every node that still answers."""
+        return self._stop([n for n in self.nodes if n.index not in self.lost], None)
