@@ -13,7 +13,6 @@ the tracker's iteration with the same data order, so a resumed run prints the sa
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -408,7 +407,7 @@ def generate(prog: str, argv: list[str] | None = None) -> int:
         count = max(1, min(len(words), args.max_new_tokens // 8))
         answer = int(rng.integers(1, 100))
         text = " ".join(words[:count]) + f" \\boxed{{{answer}}}"
-        prompt = os.environ.get("STANDIN_PROMPT", "What is 17 + 25?")
+        prompt = "What is 17 + 25? Please reason step by step."
         print("=" * 30 + " Greedy Search " + "=" * 30, flush=True)
         print(f"\nYou:\n{prompt}\n\nMindSpeed-LLM:\n{text}", flush=True)
         print("=" * 75, flush=True)
