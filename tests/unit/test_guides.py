@@ -196,3 +196,11 @@ def test_every_shipped_job_plans_as_its_header_says(job: str) -> None:
     assert match, f"{job}: the header should say how to run it ('# Run: runner plan jobs/{job} --nodes N')"
     assert match.group(1) == f"jobs/{job}"
     build_plan(load_job(JOBS / job), int(match.group(2)))
+
+
+def test_sim_job_matches_the_simulator_tiny_model() -> None:
+    """The plan's preset-vs-config.json check, against the model the simulator provisions."""
+    from runner.standin.tiny_model import CONFIG
+
+    plan = build_plan(load_job(JOBS / "sim-openr1-sft.yaml"), 2, hf_config=CONFIG)
+    assert (plan.world_size, plan.tp, plan.pp, plan.dp) == (4, 2, 2, 1)
