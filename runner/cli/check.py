@@ -94,8 +94,8 @@ def comm(
             _size(r.bytes),
             str(r.ranks),
             f"{r.time_us:.1f}",
-            f"{r.algbw_gbps:.4f}",
-            f"{r.busbw_gbps:.4f}",
+            f"{r.algbw_gbps:.3g}",
+            f"{r.busbw_gbps:.3g}",
             "ok" if r.ok else "[bold red]WRONG[/]",
         )
     Console().print(table)
