@@ -1,0 +1,226 @@
+"""`runner launch` and `runner check comm` against a simulated Atlas cluster (network namespaces,
+one real sshd per node, real msrun on CPU).
+
+The module brings up its own 2-node cluster (own prefix, subnet and state directory, so it can run
+beside another one) and always takes it down. Stages run on the nodes' bare hosts
+(`ascend_run_in: host`): the container path has its own test (test_launch_container.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+PREFIX = f"arl{os.getpid() % 1000}"
+SUBNET = f"10.216.{os.getpid() % 200}.0/24"
+
+
+def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runner.cli.main", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[dict]:
+    # sshd refuses keys under world-writable directories such as /tmp: keep the state in the repo.
+    # Short: podman refuses run roots longer than 50 characters.
+    base = Path(tempfile.mkdtemp(prefix=".st-", dir=REPO))
+    os.chmod(base, 0o700)
+    state, inventory = base / "s", base / "inventory"
+    try:
+        up = _cli(
+            "sim",
+            "up",
+            "--nodes",
+            "2",
+            "--npus",
+            "2",
+            "--prefix",
+            PREFIX,
+            "--subnet",
+            SUBNET,
+            "--state-dir",
+            str(state),
+            "--inventory",
+            str(inventory),
+        )
+        assert up.returncode == 0, up.stdout + up.stderr
+        # Same hosts and variables, stages on the bare host (no provisioning needed for these tests).
+        host_inventory = base / "host-inventory"
+        shutil.copytree(inventory, host_inventory)
+        (host_inventory / "group_vars" / "all" / "zz-launch-test.yml").write_text("ascend_run_in: host\n")
+        yield {"state": state, "inventory": host_inventory, "base": base}
+    finally:
+        down = _cli("sim", "down", "--state-dir", str(state), "--purge")
+        shutil.rmtree(base, ignore_errors=True)
+        assert down.returncode == 0, down.stdout + down.stderr
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "runs"
+    yield path
+    for state in path.glob("*/state.json"):  # whatever a failed test left running
+        for pid in _run_processes(state.parent.name):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _run_processes(run_id: str) -> list[int]:
+    """Pids carrying the run's tag. The simulated nodes share this machine's process table."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            env = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if stat != "Z" and f"RUNNER_RUN_ID={run_id}".encode() in env:
+            found.append(int(entry))
+    return found
+
+
+def _node_of(pid: int) -> str:
+    env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return next(e.decode() for e in env if e.startswith(b"RUNNER_STAGE_DIR="))
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _job(tmp_path: Path, name: str, stages: list[dict]) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(json.dumps({"name": name, "cluster": {"npus_per_node": 2}, "stages": stages}))
+    return path
+
+
+def _launch_bg(sim: dict, runs: Path, job: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runner.cli.main",
+            "launch",
+            str(job),
+            "--nodes",
+            "2",
+            "-i",
+            str(sim["inventory"]),
+            "--runs-dir",
+            str(runs),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        cwd=REPO,
+    )
+
+
+def _new_run(runs: Path) -> str:
+    _wait_for(lambda: any(runs.glob("*/state.json")), 30, "the run directory")
+    return next(runs.glob("*/state.json")).parent.name
+
+
+def test_comm_check_all_reduces_over_two_nodes_of_two_workers(sim: dict, tmp_path: Path) -> None:
+    result = _cli(
+        "check",
+        "comm",
+        "--nodes",
+        "2",
+        "-i",
+        str(sim["inventory"]),
+        "--python",
+        sys.executable,
+        "--sizes",
+        "4K,256K",
+        "--iters",
+        "2",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert "rank 2 of 4 on node 1" in result.stdout and "rank 0 of 4 on node 0" in result.stdout
+    assert "busbw" in result.stdout and "WRONG" not in result.stdout
+
+
+def test_command_stages_run_with_each_nodes_rank_and_node0_as_master(sim: dict, tmp_path: Path, runs: Path) -> None:
+    job = _job(tmp_path, "ranks", [{"name": "hello", "command": 'echo "rank=$NODE_RANK master=$MASTER_ADDR"'}])
+    result = _cli("launch", str(job), "--nodes", "2", "-i", str(sim["inventory"]), "--runs-dir", str(runs))
+    assert result.returncode == 0, result.stdout + result.stderr
+    master = SUBNET.rsplit(".", 1)[0] + ".10"
+    assert f"[node0] rank=0 master={master}" in result.stdout
+    assert f"[node1] rank=1 master={master}" in result.stdout
+
+
+def test_a_killed_worker_on_node1_stops_the_run_everywhere_within_5_s(sim: dict, tmp_path: Path, runs: Path) -> None:
+    proc = _launch_bg(sim, runs, _job(tmp_path, "kill", [{"name": "work", "command": "sleep 300"}]))
+    try:
+        run_id = _new_run(runs)
+        _wait_for(lambda: len(_sleepers(run_id)) == 2, 30, "a worker on each node")
+        victim = next(p for p in _sleepers(run_id) if "/node1/" in _node_of(p))
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+        _wait_for(lambda: not _run_processes(run_id), 5, "every process of the run to end")
+        assert time.monotonic() - killed < 5
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 1
+    assert "failed first on node1 (node1)" in out
+
+
+def _sleepers(run_id: str) -> list[int]:
+    out = []
+    for pid in _run_processes(run_id):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep\0"):
+                out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+def test_node_loss_mid_stage_is_detected_and_torn_down(sim: dict, tmp_path: Path, runs: Path) -> None:
+    proc = _launch_bg(sim, runs, _job(tmp_path, "loss", [{"name": "work", "command": "sleep 300"}]))
+    try:
+        run_id = _new_run(runs)
+        _wait_for(lambda: len(_sleepers(run_id)) == 2, 30, "a worker on each node")
+        fault = _cli("sim", "fault", "node1", "down", "--state-dir", str(sim["state"]))
+        assert fault.returncode == 0, fault.stderr
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 1
+        assert "failed first on node1 (node1): node lost" in out
+        assert not _run_processes(run_id)
+        state = json.loads((runs / run_id / "state.json").read_text())
+        assert state["stages"][0]["nodes"]["1"]["state"] == "lost"
+        assert state["stages"][0]["nodes"]["0"]["state"] == "stopped"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        _cli("sim", "fault", "node1", "restore", "--state-dir", str(sim["state"]))
