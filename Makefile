@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := openssh-server podman runc iproute2 shellcheck git rsync
+APT_PACKAGES := openssh-server podman runc iproute2 shellcheck git rsync pdsh
 PYTHON ?= python3
 
 .PHONY: setup demo test unit lint clean
