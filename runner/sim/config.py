@@ -53,6 +53,9 @@ class SimConfig(BaseModel):
     driver_version: str = Field("25.2.0", description="Ascend HDK driver version the nodes report.")
     firmware_version: str = Field("7.7.0.6.236", description="NPU firmware version the nodes report.")
     cann_version: str = Field("8.2.RC1", description="CANN toolkit version installed on the nodes.")
+    image_cache_dir: Path | None = Field(
+        None, description="Cache of the image tarball (default <state_dir>/cache); kept by `down`."
+    )
     python_prefixes: tuple[Path, ...] = Field(
         default_factory=lambda: python_prefixes(),
         description="Control-machine Python trees mounted read-only into containers.",
@@ -134,7 +137,7 @@ class SimConfig(BaseModel):
 
     @property
     def cache_dir(self) -> Path:
-        return self.state_dir / "cache"
+        return self.image_cache_dir or self.state_dir / "cache"
 
     def node_index(self, name: str) -> int:
         """`node3` -> 3, or an InputError naming the valid nodes."""

@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 
 from runner.errors import SimError
@@ -164,9 +165,12 @@ def _podman(args: list[str], store: Path) -> subprocess.CompletedProcess[str]:
     conf = store / "containers.conf"
     conf.write_text(nodefs.CONTAINERS_CONF)
     env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+    # podman refuses a run root path longer than 50 characters: keep it short, out of the cache.
+    short = Path(tempfile.gettempdir()) / f"arsim-img-{os.getpid()}"
+    short.mkdir(mode=0o700, exist_ok=True)
     cmd = [
-        "podman", "--root", str(store / "root"), "--runroot", str(store / "run"),
-        "--tmpdir", str(store / "tmp"), "--storage-driver", "vfs", "--events-backend", "none",
+        "podman", "--root", str(store / "root"), "--runroot", str(short / "run"),
+        "--tmpdir", str(short / "tmp"), "--storage-driver", "vfs", "--events-backend", "none",
         "--cgroup-manager", "cgroupfs", *args,
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
@@ -192,7 +196,7 @@ def image_tarball(cfg: SimConfig, name: str, tag: str) -> tuple[Path, str]:
     if tarball.exists() and sha_file.exists():
         return tarball, sha_file.read_text().split()[0]
     out_dir.mkdir(parents=True, exist_ok=True)
-    work = out_dir / "build"
+    work = out_dir / f"build-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     try:
@@ -202,10 +206,11 @@ def image_tarball(cfg: SimConfig, name: str, tag: str) -> tuple[Path, str]:
         _podman(["import", "--arch", arch, "--change", "CMD=/bin/bash", "--change",
                  "ENV=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                  str(rootfs), f"{name}:{tag}"], work)  # fmt: skip
-        partial = tarball.with_suffix(".tar.partial")
-        partial.unlink(missing_ok=True)
+        partial = work / "image.tar"
         _podman(["save", "--format", "docker-archive", "-o", str(partial), f"{name}:{tag}"], work)
         digest = sha256_of(partial)
+        if sha_file.exists() and tarball.exists():  # built meanwhile by another `up`: use that one
+            return tarball, sha_file.read_text().split()[0]
         partial.rename(tarball)
         sha_file.write_text(f"{digest}  {tarball.name}\n")
     finally:
@@ -218,3 +223,4 @@ def _cleanup_store(work: Path) -> None:
         with contextlib.suppress(SimError):
             _podman(["system", "reset", "--force"], work)
     shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(Path(tempfile.gettempdir()) / f"arsim-img-{os.getpid()}", ignore_errors=True)
