@@ -13,7 +13,6 @@ The tarball is cached under <state_dir>/cache/image/, keyed by image name and ta
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import os
@@ -219,8 +218,6 @@ def image_tarball(cfg: SimConfig, name: str, tag: str) -> tuple[Path, str]:
 
 
 def _cleanup_store(work: Path) -> None:
-    if (work / "root").exists():
-        with contextlib.suppress(SimError):
-            _podman(["system", "reset", "--force"], work)
+    """The build storage is plain directories (vfs driver, no mounts): remove them."""
     shutil.rmtree(work, ignore_errors=True)
     shutil.rmtree(Path(tempfile.gettempdir()) / f"arsim-img-{os.getpid()}", ignore_errors=True)
