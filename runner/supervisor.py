@@ -11,7 +11,9 @@ that has). One supervisor per stage and node:
   stop   [STAGE_DIR] --run-id ID SIGTERM, grace, SIGKILL of that stage's process group and of every
                                  process carrying the run's tag (msrun starts its workers in new
                                  sessions, so a group alone is not enough). Nothing else is touched.
+  launch STAGE_DIR --run-id ID  start, print "S<TAB>pidfile JSON" (or "E<TAB>reason"), then follow.
   status STAGE_DIR               JSON: state, exit code, live pids.
+  agent                          long-lived: JSON launch requests on stdin, tagged S/L/X lines out.
   follow STAGE_DIR               print new lines of output.log and msrun/*.log as they grow
                                  ("L<TAB>source<TAB>text"), a heartbeat "H" every second of silence,
                                  and "X<TAB>code" when the stage has ended.
@@ -36,6 +38,8 @@ SCRIPT = "script.sh"
 STOP_FILE = "stop_requested"
 TAG = "RUNNER_RUN_ID"
 POLL_S = 0.1
+FOLLOW_POLL_S = 0.05  # how often a followed stage's files and exit code are looked at
+RECHECK_S = 0.03  # second look for leftovers after a stage's script ended
 DEFAULT_GRACE_S = 3.0
 
 
@@ -168,24 +172,29 @@ def _supervise(stage_dir: str, run_id: str, grace: float, extra_env: dict, notif
     code = child.wait()
     if code < 0:
         code = 128 - code
-    # Whatever the script left behind (msrun workers in their own sessions) goes with it.
-    terminate(run_id, stage_dir, child.pid, grace)
+    # Whatever the script left behind (msrun workers in their own sessions) goes with it; look
+    # twice more, for a process that was being forked as the script ended.
+    for _ in range(3):
+        terminate(run_id, stage_dir, child.pid, grace)
+        time.sleep(RECHECK_S)
+        if not tagged_pids(run_id, stage_dir, child.pid):
+            break
     out.close()
     _write_atomic(os.path.join(stage_dir, EXIT_FILE), f"{code}\n")
 
 
-def cmd_start(args: argparse.Namespace) -> int:
+def _start(args: argparse.Namespace) -> tuple[int, str]:
+    """Detach a supervisor for the stage; (0, pidfile JSON) or (exit code, reason)."""
     stage_dir = os.path.abspath(args.stage_dir)
     if not os.path.isfile(os.path.join(stage_dir, SCRIPT)):
-        print(f"no {SCRIPT} in {stage_dir}", file=sys.stderr)
-        return 2
+        return 2, f"no {SCRIPT} in {stage_dir}"
     current = _read_json(os.path.join(stage_dir, PIDFILE))
     if current and not os.path.exists(os.path.join(stage_dir, EXIT_FILE)) and _alive(current["supervisor_pid"]):
-        print(f"stage already running under supervisor {current['supervisor_pid']}", file=sys.stderr)
-        return 3
+        return 3, f"stage already running under supervisor {current['supervisor_pid']}"
     for name in (EXIT_FILE, PIDFILE, STOP_FILE):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(stage_dir, name))
+    sys.stdout.flush()
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -208,10 +217,24 @@ def cmd_start(args: argparse.Namespace) -> int:
         data += chunk
     os.close(read_fd)
     if not data:
-        print("the supervisor did not start; see supervisor.log", file=sys.stderr)
-        return 1
-    print(data.decode())
-    return 0
+        return 1, f"the supervisor did not start; see {stage_dir}/supervisor.log"
+    return 0, data.decode()
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    code, text = _start(args)
+    print(text, file=sys.stdout if code == 0 else sys.stderr)
+    return code
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    """start, then follow in the same process: one command per node and stage."""
+    code, text = _start(args)
+    if code != 0:
+        print(f"E\t{text}", flush=True)
+        return code
+    print(f"S\t{text}", flush=True)
+    return cmd_follow(args)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -268,12 +291,10 @@ def _sources(stage_dir: str) -> list[tuple[str, str]]:
     return found
 
 
-def cmd_follow(args: argparse.Namespace) -> int:
-    stage_dir = os.path.abspath(args.stage_dir)
-    offsets: dict[str, int] = json.loads(args.offsets) if args.offsets else {}
+def follow(stage_dir: str, offsets: dict, start_timeout: float, emit, idle) -> None:  # type: ignore[no-untyped-def]
+    """Call emit(line) for each new log line ("L<TAB>source<TAB>text") and finally for the end
+    ("X<TAB>code<TAB>stopped?"); call idle() after each poll that found nothing."""
     partial: dict[str, bytes] = {}
-    out = sys.stdout
-    last_emit = time.monotonic()
     missing_since = time.monotonic()
 
     def drain(final: bool) -> bool:
@@ -297,37 +318,105 @@ def cmd_follow(args: argparse.Namespace) -> int:
             elif rest:
                 partial[source] = rest
             for line in lines:
-                out.write(f"L\t{source}\t{line.decode('utf-8', errors='replace')}\n")
+                emit(f"L\t{source}\t{line.decode('utf-8', errors='replace')}")
                 emitted = True
         return emitted
 
-    try:
+    while True:
+        status = stage_status(stage_dir)
+        if status["state"] == "exited":
+            drain(final=True)
+            emit(f"X\t{status['exit_code']}\t{'stopped' if status['stopped'] else ''}")
+            return
+        if status["state"] == "lost":
+            drain(final=True)
+            emit("X\tlost")
+            return
+        if status["state"] == "not-started" and time.monotonic() - missing_since > start_timeout:
+            emit("X\tnot-started")
+            return
+        if not drain(final=False):
+            idle()
+        time.sleep(FOLLOW_POLL_S)
+
+
+def cmd_follow(args: argparse.Namespace) -> int:
+    offsets: dict[str, int] = json.loads(args.offsets) if args.offsets else {}
+    out = sys.stdout
+    last = [time.monotonic()]
+
+    def emit(line: str) -> None:
+        out.write(line + "\n")
+        out.flush()
+        last[0] = time.monotonic()
+
+    def idle() -> None:
+        if time.monotonic() - last[0] >= args.heartbeat:
+            emit("H")
+
+    with contextlib.suppress(BrokenPipeError):  # the runner went away; the stage keeps running
+        follow(os.path.abspath(args.stage_dir), offsets, args.start_timeout, emit, idle)
+    return 0
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    """One long-lived process per node and run: starts stages on request (a fork, not a new
+    Python) and follows them, every line tagged with its request id. Ends when its input closes
+    (the runner went away); the stages it started go on under their own supervisors."""
+    import threading
+
+    lock = threading.Lock()
+    out = sys.stdout
+
+    def write(line: str) -> None:
+        with lock:
+            try:
+                out.write(line + "\n")
+                out.flush()
+            except (BrokenPipeError, ValueError):
+                os._exit(0)
+
+    def beat() -> None:
         while True:
-            status = stage_status(stage_dir)
-            if status["state"] == "exited":
-                drain(final=True)
-                out.write(f"X\t{status['exit_code']}\t{'stopped' if status['stopped'] else ''}\n")
-                out.flush()
-                return 0
-            if status["state"] == "lost":
-                drain(final=True)
-                out.write("X\tlost\n")
-                out.flush()
-                return 0
-            if status["state"] == "not-started" and time.monotonic() - missing_since > args.start_timeout:
-                out.write("X\tnot-started\n")
-                out.flush()
-                return 0
-            if drain(final=False):
-                last_emit = time.monotonic()
-            elif time.monotonic() - last_emit >= args.heartbeat:
-                out.write("H\n")
-                last_emit = time.monotonic()
-            out.flush()
-            time.sleep(POLL_S)
-    except BrokenPipeError:
-        # The runner went away; the stage keeps running.
-        return 0
+            time.sleep(args.heartbeat)
+            write("H")
+
+    threading.Thread(target=beat, daemon=True).start()
+    write("A\t" + json.dumps({"python": list(sys.version_info[:3]), "pid": os.getpid()}))
+    for raw in sys.stdin:
+        try:
+            request = json.loads(raw)
+        except ValueError:
+            continue
+        tag = str(request.get("id", ""))
+        if request.get("op") != "launch":
+            write(f"T\t{tag}\tE\tunknown request {request.get('op')!r}")
+            continue
+        stage_dir = request["stage_dir"]
+        try:
+            os.makedirs(stage_dir, exist_ok=True)
+            with open(os.path.join(stage_dir, SCRIPT), "w") as fh:
+                fh.write(request["script"])
+        except OSError as exc:
+            write(f"T\t{tag}\tE\tcannot write the script: {exc}")
+            continue
+        start_args = argparse.Namespace(
+            stage_dir=stage_dir,
+            run_id=request["run_id"],
+            grace=float(request.get("grace", DEFAULT_GRACE_S)),
+            env=[f"{k}={v}" for k, v in request.get("env", {}).items()],
+        )
+        code, text = _start(start_args)
+        if code != 0:
+            write(f"T\t{tag}\tE\t{text}")
+            continue
+        write(f"T\t{tag}\tS\t{text.strip()}")
+        threading.Thread(
+            target=follow,
+            args=(os.path.abspath(stage_dir), {}, 30.0, lambda line, t=tag: write(f"T\t{t}\t{line}"), lambda: None),
+            daemon=True,
+        ).start()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -339,6 +428,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S)
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_start)
+    p = sub.add_parser("launch")
+    p.add_argument("stage_dir")
+    p.add_argument("--run-id", required=True)
+    p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S)
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--offsets", default="")
+    p.add_argument("--heartbeat", type=float, default=1.0)
+    p.add_argument("--start-timeout", type=float, default=30.0)
+    p.set_defaults(func=cmd_launch)
+    p = sub.add_parser("agent")
+    p.add_argument("--heartbeat", type=float, default=1.0)
+    p.set_defaults(func=cmd_agent)
     p = sub.add_parser("stop")
     p.add_argument("stage_dir", nargs="?")
     p.add_argument("--run-id", required=True)

@@ -43,6 +43,10 @@ class Stream(Protocol):
         """Exit code once the command ended, else None."""
         ...
 
+    def send(self, data: bytes) -> None:
+        """Write to the command's stdin (streams opened with keep_stdin)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -64,8 +68,9 @@ class Transport(Protocol):
         """Copy a file from the node."""
         ...
 
-    def stream(self, command: str) -> Stream:
-        """Start a command whose output is read as it is produced."""
+    def stream(self, command: str, stdin: bytes | None = None, *, keep_stdin: bool = False) -> Stream:
+        """Start a command whose output is read as it is produced; stdin is sent, then closed
+        unless keep_stdin (then Stream.send writes more)."""
         ...
 
     def close(self) -> None: ...

@@ -188,5 +188,6 @@ def run_comm_check(opts: CommCheckOptions, console: TextIO | None) -> tuple[RunS
         session.stop_run()
         raise
     finally:
+        session.close()
         stream.close()
         close(nodes)

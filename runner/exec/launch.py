@@ -233,6 +233,7 @@ class Launch:
             self._final_sweep(session)
             raise
         finally:
+            session.close()
             stream.close()
             close(nodes)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import shutil
@@ -16,13 +17,26 @@ from runner.exec.base import DEFAULT_TIMEOUT_S, CommandResult, StreamTimeout
 class LocalStream:
     """A local process whose stdout is read line by line with an idle timeout."""
 
-    def __init__(self, command: str) -> None:
+    def __init__(self, command: str, stdin: bytes | None = None, keep_stdin: bool = False) -> None:
         self._proc = subprocess.Popen(
             ["bash", "-c", command],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
         )
+        assert self._proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            if stdin:
+                self._proc.stdin.write(stdin)
+                self._proc.stdin.flush()
+        if not keep_stdin:
+            with contextlib.suppress(BrokenPipeError):
+                self._proc.stdin.close()
+
+    def send(self, data: bytes) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(data)
+        self._proc.stdin.flush()
 
     def lines(self, idle_timeout: float) -> Iterator[str]:
         assert self._proc.stdout is not None
@@ -51,6 +65,9 @@ class LocalStream:
         return self._proc.poll()
 
     def close(self) -> None:
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self._proc.stdin.close()
         if self._proc.poll() is None:
             self._proc.terminate()
             try:
@@ -91,8 +108,8 @@ class LocalTransport:
     def get(self, remote: str, local: str) -> None:
         shutil.copyfile(remote, local)
 
-    def stream(self, command: str) -> LocalStream:
-        return LocalStream(command)
+    def stream(self, command: str, stdin: bytes | None = None, *, keep_stdin: bool = False) -> LocalStream:
+        return LocalStream(command, stdin, keep_stdin)
 
     def close(self) -> None:
         return None

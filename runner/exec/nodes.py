@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import posixpath
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from runner.errors import ExecError
+from runner.exec.agent import Agent
 from runner.exec.base import CommandResult, Stream, Transport
 from runner.inventory import Host
 from runner.runs import stage_key
@@ -22,6 +24,13 @@ from runner.runs import stage_key
 SUPERVISOR_SOURCE = Path(__file__).resolve().parent.parent / "supervisor.py"
 REMOTE_PYTHON = "python3"
 FREE_PORT_RANGE = (20000, 40000)
+# Reads "<length>\n<supervisor source>" from stdin, writes it to argv[1], runs its agent on the
+# rest of stdin.
+AGENT_BOOTSTRAP = (
+    "import runpy, sys; n = int(sys.stdin.buffer.readline()); data = sys.stdin.buffer.read(n); "
+    "open(sys.argv[1], 'wb').write(data); sys.argv = [sys.argv[1], 'agent']; "
+    "runpy.run_path(sys.argv[0], run_name='__main__')"
+)
 
 
 def node_run_dir(host: Host, run_id: str, index: int) -> str:
@@ -37,6 +46,7 @@ class Node:
     transport: Transport
     run_dir: str
     attempt: int = 1
+    agent: Agent | None = None
 
     @property
     def name(self) -> str:
@@ -48,12 +58,13 @@ class Node:
     def __str__(self) -> str:
         return self.label()
 
-    def wrap(self, command: str) -> str:
+    def wrap(self, command: str, *, stdin: bool = False) -> str:
         """The command as it must be run to execute where the stages run."""
         if self.host.run_in == "host":
             return f"bash -c {shlex.quote(command)}"
         engine = shlex.quote(self.host.container_engine)
-        return f"{engine} exec {shlex.quote(self.host.container_name)} bash -c {shlex.quote(command)}"
+        interactive = "-i " if stdin else ""
+        return f"{engine} exec {interactive}{shlex.quote(self.host.container_name)} bash -c {shlex.quote(command)}"
 
     def stage_dir(self, stage: str) -> str:
         return posixpath.join(self.run_dir, stage_key(stage, self.attempt))
@@ -63,7 +74,7 @@ class Node:
         return posixpath.join(self.run_dir, "supervisor.py")
 
     def supervisor_command(self, *args: str) -> str:
-        words = [REMOTE_PYTHON, self.supervisor_path, *args]
+        words = [REMOTE_PYTHON, "-S", self.supervisor_path, *args]
         return self.wrap(" ".join(shlex.quote(w) for w in words))
 
     def run(self, command: str, *, timeout: float = 60.0) -> CommandResult:
@@ -79,10 +90,13 @@ class Node:
     # --- supervisor operations --------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Create the node's run directory and upload the supervisor."""
-        self.check(f"mkdir -p {shlex.quote(self.run_dir)}", "creating the run directory")
-        self.transport.put(str(SUPERVISOR_SOURCE), self.supervisor_path)
-        probe = self.run(self.wrap(f"{REMOTE_PYTHON} -c 'import sys; print(sys.version_info[0])'"))
+        """Create the node's run directory, upload the supervisor and check Python runs where the
+        stages run: one round trip."""
+        probe = self.transport.run(
+            f"mkdir -p {shlex.quote(self.run_dir)} && cat > {shlex.quote(self.supervisor_path)} && "
+            + self.wrap(f"{REMOTE_PYTHON} -S -c 'import sys; print(sys.version_info[0])'"),
+            stdin=SUPERVISOR_SOURCE.read_text(),
+        )
         if not probe.ok or probe.stdout.strip() != "3":
             where = "on the host" if self.host.run_in == "host" else f"in container {self.host.container_name}"
             raise ExecError(
@@ -90,6 +104,73 @@ class Node:
                 hint="provision the node (ansible-playbook site.yml) so the NPU container is running, "
                 "or set ascend_run_in: host",
             )
+
+    def start_agent(self, idle_timeout: float) -> None:
+        """Create the run directory, upload the supervisor and start this node's agent, in one
+        SSH command: the agent's first input is the supervisor's source (length, then bytes)."""
+        words = [REMOTE_PYTHON, "-S", "-c", AGENT_BOOTSTRAP, self.supervisor_path]
+        command = f"mkdir -p {shlex.quote(self.run_dir)} && exec " + self.wrap(
+            " ".join(shlex.quote(w) for w in words), stdin=True
+        )
+        source = SUPERVISOR_SOURCE.read_bytes()
+        stream = self.transport.stream(command, stdin=b"%d\n" % len(source) + source, keep_stdin=True)
+        agent = Agent(stream, self.label(), idle_timeout)
+        try:
+            agent.wait_ready()
+        except ExecError:
+            agent.close()
+            raise
+        self.agent = agent
+
+    def stop_agent(self) -> None:
+        if self.agent is not None:
+            self.agent.close()
+            self.agent = None
+
+    def launch_lines(
+        self,
+        stage: str,
+        script: str,
+        run_id: str,
+        grace: float,
+        env: dict[str, str] | None,
+        idle_timeout: float,
+    ) -> tuple[Iterator[str], Stream | None]:
+        """Start the stage and return its output lines (S/E, L..., X), through the agent if the
+        node has a live one, else with one SSH command; and the stream to close, if any."""
+        if self.agent is not None and self.agent.alive:
+            request = {
+                "stage_dir": self.stage_dir(stage),
+                "run_id": run_id,
+                "grace": grace,
+                "env": env or {},
+                "script": script,
+            }
+            return self.agent.launch(stage_key(stage, self.attempt), request), None
+        stream = self.launch(stage, script, run_id, grace, env)
+        return stream.lines(idle_timeout), stream
+
+    def launch(
+        self,
+        stage: str,
+        script: str,
+        run_id: str,
+        grace: float,
+        env: dict[str, str] | None = None,
+    ) -> Stream:
+        """Upload the stage's script, start it under a supervisor and follow it: one command.
+
+        The stream's first line is `S<TAB>pidfile JSON` (or `E<TAB>reason`), then the follow lines.
+        """
+        stage_dir = self.stage_dir(stage)
+        args = ["launch", stage_dir, "--run-id", run_id, "--grace", str(grace)]
+        for key, value in (env or {}).items():
+            args += ["--env", f"{key}={value}"]
+        command = (
+            f"mkdir -p {shlex.quote(stage_dir)} && cat > {shlex.quote(posixpath.join(stage_dir, 'script.sh'))} && "
+            + self.supervisor_command(*args)
+        )
+        return self.transport.stream(command, stdin=script.encode())
 
     def upload_script(self, stage: str, script_path: Path) -> None:
         stage_dir = self.stage_dir(stage)

@@ -7,14 +7,14 @@ says how to fix it; nothing is ever added to a known_hosts file silently.
 
 from __future__ import annotations
 
-import io
 import os
+import select
 import shlex
+import time
 from collections.abc import Iterator
 
 import paramiko
 from fabric import Connection
-from invoke.exceptions import CommandTimedOut
 
 from runner.errors import ExecError
 from runner.exec.base import DEFAULT_TIMEOUT_S, CommandResult, StreamTimeout
@@ -46,6 +46,9 @@ class SSHStream:
                 yield line.decode("utf-8", errors="replace")
         if buf:
             yield buf.decode("utf-8", errors="replace")
+
+    def send(self, data: bytes) -> None:
+        self._chan.sendall(data)
 
     def exit_code(self) -> int | None:
         if self._chan.exit_status_ready():
@@ -118,20 +121,43 @@ class SSHTransport:
             transport.set_keepalive(self._keepalive)
 
     def run(self, command: str, *, timeout: float = DEFAULT_TIMEOUT_S, stdin: str | None = None) -> CommandResult:
-        self.open()
+        """Run on a fresh channel of the open connection (no pty); read stdout and stderr as they come."""
+        chan = self._session(command)
+        deadline = time.monotonic() + timeout
+        out, err = bytearray(), bytearray()
         try:
-            result = self._conn.run(
-                command,
-                hide=True,
-                warn=True,
-                timeout=int(max(1, timeout)),
-                in_stream=io.StringIO(stdin) if stdin is not None else False,
-            )
-        except CommandTimedOut as exc:
-            raise ExecError(f"{self._where()}: command did not finish within {timeout:.0f} s: {command}") from exc
+            if stdin is not None:
+                chan.sendall(stdin.encode())
+                chan.shutdown_write()
+            while True:
+                while chan.recv_ready():
+                    out += chan.recv(65536)
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    break
+                if time.monotonic() > deadline:
+                    raise ExecError(f"{self._where()}: command did not finish within {timeout:.0f} s: {command}")
+                select.select([chan], [], [], 0.2)
+            code = chan.recv_exit_status()
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise ExecError(f"{self._where()}: connection lost while running {command!r}: {exc}") from exc
-        return CommandResult(self.host, command, result.exited, result.stdout, result.stderr)
+        finally:
+            chan.close()
+        return CommandResult(self.host, command, code, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def _session(self, command: str, *, combine: bool = False) -> paramiko.Channel:
+        self.open()
+        transport = self._conn.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise ExecError(f"{self._where()}: the SSH connection is closed")
+        try:
+            chan = transport.open_session(timeout=CONNECT_TIMEOUT_S)
+            chan.set_combine_stderr(combine)
+            chan.exec_command(command)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise ExecError(f"{self._where()}: cannot start {command!r}: {exc}") from exc
+        return chan
 
     def put(self, local: str, remote: str) -> None:
         """Copy with SFTP, or through `cat` when the server offers no SFTP subsystem."""
@@ -171,17 +197,16 @@ class SSHTransport:
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise ExecError(f"{self._where()}: cannot copy {remote} from the node: {exc}") from exc
 
-    def stream(self, command: str) -> SSHStream:
-        self.open()
-        transport = self._conn.client.get_transport()
-        if transport is None or not transport.is_active():
-            raise ExecError(f"{self._where()}: the SSH connection is closed")
+    def stream(self, command: str, stdin: bytes | None = None, *, keep_stdin: bool = False) -> SSHStream:
+        chan = self._session(command, combine=True)
         try:
-            chan = transport.open_session(timeout=CONNECT_TIMEOUT_S)
-            chan.set_combine_stderr(True)
-            chan.exec_command(command)
+            if stdin is not None:
+                chan.sendall(stdin)
+            if not keep_stdin:
+                chan.shutdown_write()
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise ExecError(f"{self._where()}: cannot start {command!r}: {exc}") from exc
+            chan.close()
+            raise ExecError(f"{self._where()}: cannot send input to {command!r}: {exc}") from exc
         return SSHStream(chan)
 
     def close(self) -> None:

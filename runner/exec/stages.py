@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.errors import ExecError
-from runner.exec.base import StreamTimeout
+from runner.exec.base import Stream, StreamTimeout
 from runner.exec.fanout import fan_out, raise_for_failures
 from runner.exec.nodes import Node
 from runner.logstream import LogStream, rank_of
@@ -97,7 +97,7 @@ def inputs_hash(stage: StageJob, input_sizes: Mapping[str, int]) -> str:
 
 @dataclass(frozen=True)
 class _Event:
-    kind: str  # line | exit | lost
+    kind: str  # line | exit | lost | nostart
     node: int
     source: str = ""
     text: str = ""
@@ -143,9 +143,21 @@ class Session:
 
     # --- set-up ------------------------------------------------------------------------------
 
-    def prepare(self) -> None:
-        """Create every node's run directory and upload the supervisor, in parallel."""
-        raise_for_failures(fan_out(self.nodes, lambda n: n.prepare()).outcomes, "preparing the nodes")
+    def prepare(self, *, agents: bool = True) -> None:
+        """Create every node's run directory, upload the supervisor and start the node agents,
+        all nodes at once. A node whose agent does not start runs its stages with one SSH command
+        each instead."""
+        if agents:
+            started = fan_out(self.nodes, lambda n: n.start_agent(self.node_timeout))
+            for node, outcome in started.failed.items():
+                self.stream.note(f"{node}: {outcome}; its stages start with one SSH command each")
+        # Nodes without an agent: upload the supervisor and check that Python runs there.
+        plain = [n for n in self.nodes if n.agent is None]
+        raise_for_failures(fan_out(plain, lambda n: n.prepare()).outcomes, "preparing the nodes")
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.stop_agent()
 
     # --- one stage ---------------------------------------------------------------------------
 
@@ -156,28 +168,13 @@ class Session:
             path = self.run.script_path(node.index, stage.name)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(stage.scripts[node.index])
-        raise_for_failures(
-            fan_out(nodes, lambda n: n.upload_script(stage.name, self.run.script_path(n.index, stage.name))).outcomes,
-            f"uploading stage {stage.name!r}",
-        )
         record.inputs_hash = inputs_hash(stage, nodes[0].sizes(list(stage.inputs)))
         now = time.time()
         record.state = "running"
         record.nodes = {str(n.index): NodeStage(host=n.name, state="running", started=now) for n in nodes}
         self.save()
-        started = fan_out(nodes, lambda n: n.start(stage.name, self.state.run_id, self.grace, self.stage_env))
-        if not started.ok:
-            self._stop(nodes, stage.name)
-            first = next(iter(started.failed))
-            for node in nodes:
-                record.nodes[str(node.index)].state = "failed" if node in started.failed else "stopped"
-                record.nodes[str(node.index)].ended = time.time()
-            record.state = "failed"
-            self.state.failure = Failure(stage=stage.name, node=first.index, host=first.name, line=None)
-            self.save()
-            raise_for_failures(started.outcomes, f"starting stage {stage.name!r}")
-        self.stream.note(f"stage {stage.name!r} started on {', '.join(n.label() for n in nodes)}")
-        self.watch(stage.name, nodes, fail_fast=True)
+        self.stream.note(f"stage {stage.name!r} starting on {', '.join(n.label() for n in nodes)}")
+        self.watch(stage.name, nodes, fail_fast=True, scripts=stage.scripts)
         if record.state != "succeeded":
             return
         record.outputs = nodes[0].sizes(list(stage.outputs))
@@ -209,15 +206,20 @@ class Session:
         *,
         fail_fast: bool,
         offsets: Callable[[Node], dict[str, int]] | None = None,
+        scripts: Mapping[int, str] | None = None,
     ) -> None:
-        """Stream the stage's logs until it has ended on every node; tear down on the first failure."""
+        """Stream the stage's logs until it has ended on every node; tear down on the first failure.
+
+        With `scripts`, each node's script is uploaded and started first (in the same command);
+        without, the stage is already running and is followed (reattach).
+        """
         record = self.state.stage(stage)
         key = stage_key(stage, self.state.attempt)
         events: queue.Queue[_Event] = queue.Queue()
         threads = [
             threading.Thread(
                 target=self._follow,
-                args=(node, stage, events, offsets(node) if offsets else None),
+                args=(node, stage, events, offsets(node) if offsets else None, scripts),
                 name=f"follow-{node.name}",
                 daemon=True,
             )
@@ -242,11 +244,14 @@ class Session:
                 entry = record.nodes[str(event.node)]
                 entry.ended = time.time()
                 entry.exit_code = event.code
-                failed = event.kind == "lost" or event.code != 0
+                failed = event.kind in ("lost", "nostart") or event.code != 0
                 stopped_by_user = event.kind == "exit" and event.text == "stopped" and not stopping
                 if stopped_by_user:
                     entry.state = "stopped"
                     self.state.message = f"stopped on {by_index[event.node].label()} by `runner stop`"
+                elif event.kind == "nostart":
+                    entry.state = "failed"
+                    self.stream.note(f"{by_index[event.node].label()}: the stage did not start: {event.text}")
                 elif event.kind == "lost":
                     entry.state = "lost"
                     self.lost.add(event.node)
@@ -311,6 +316,8 @@ class Session:
         signature = first.signature if first else None
         if event.kind == "lost":
             signature = f"node lost ({event.text})"
+        elif event.kind == "nostart":
+            signature = f"did not start ({event.text})"
         self.state.failure = Failure(
             stage=stage,
             node=node.index,
@@ -318,19 +325,42 @@ class Session:
             rank=rank_of(first.source) if first else None,
             exit_code=event.code,
             signature=signature,
-            line=first.line if first and event.kind != "lost" else None,
+            line=first.line if first and event.kind == "exit" else None,
         )
 
-    def _follow(self, node: Node, stage: str, events: queue.Queue[_Event], offsets: dict[str, int] | None) -> None:
+    def _follow(
+        self,
+        node: Node,
+        stage: str,
+        events: queue.Queue[_Event],
+        offsets: dict[str, int] | None,
+        scripts: Mapping[int, str] | None,
+    ) -> None:
+        stream: Stream | None = None
         try:
-            stream = node.follow(stage, offsets)
+            if scripts is not None:
+                lines, stream = node.launch_lines(
+                    stage, scripts[node.index], self.state.run_id, self.grace, self.stage_env, self.node_timeout
+                )
+            else:
+                stream = node.follow(stage, offsets)
+                lines = stream.lines(self.node_timeout)
         except ExecError as exc:
-            events.put(_Event("lost", node.index, text=str(exc)))
+            events.put(_Event("nostart" if scripts is not None else "lost", node.index, text=str(exc)))
             return
+        started = scripts is None
+        other: list[str] = []
         try:
-            for line in stream.lines(self.node_timeout):
+            for line in lines:
                 kind, _, rest = line.partition("\t")
-                if kind == "L":
+                if kind == "S":
+                    started = True
+                elif kind == "E":
+                    events.put(_Event("nostart", node.index, text=rest))
+                    return
+                elif kind == "H":
+                    continue
+                elif kind == "L":
                     source, _, text = rest.partition("\t")
                     events.put(_Event("line", node.index, source, text))
                 elif kind == "X":
@@ -341,13 +371,20 @@ class Session:
                     else:
                         events.put(_Event("exit", node.index, text=flag.strip(), code=code))
                     return
-            events.put(_Event("lost", node.index, text="the connection closed"))
+                else:
+                    other.append(line)
+            if not started:
+                reason = " / ".join(other[-3:]) or f"exit code {stream.exit_code() if stream else None}"
+                events.put(_Event("nostart", node.index, text=reason))
+            else:
+                events.put(_Event("lost", node.index, text="the connection closed"))
         except StreamTimeout:
             events.put(_Event("lost", node.index, text=f"no heartbeat for {self.node_timeout:.0f} s"))
         except (OSError, EOFError, ExecError) as exc:
             events.put(_Event("lost", node.index, text=str(exc)))
         finally:
-            stream.close()
+            if stream is not None:
+                stream.close()
 
     # --- whole run ---------------------------------------------------------------------------
 
