@@ -1,8 +1,8 @@
 """`runner launch` and `runner check comm` against a simulated Atlas cluster (network namespaces,
 one real sshd per node, real msrun on CPU).
 
-The module brings up its own 2-node cluster (own prefix, subnet and state directory, so it can run
-beside another one) and always takes it down. Stages run on the nodes' bare hosts
+The module brings up its own 2-node cluster of 2 NPUs each (through the shared sim fixtures, so
+it runs beside any other cluster) and always takes it down. Stages run on the nodes' bare hosts
 (`ascend_run_in: host`): the container path has its own test (test_launch_container.py).
 """
 
@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +26,6 @@ pytestmark = [
 ]
 
 REPO = Path(__file__).resolve().parents[2]
-PREFIX = f"arl{os.getpid() % 1000}"
-SUBNET = f"10.216.{os.getpid() % 200}.0/24"
 
 
 def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -38,39 +35,13 @@ def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def sim() -> Iterator[dict]:
-    # sshd refuses keys under world-writable directories such as /tmp: keep the state in the repo.
-    # Short: podman refuses run roots longer than 50 characters.
-    base = Path(tempfile.mkdtemp(prefix=".st-", dir=REPO))
-    os.chmod(base, 0o700)
-    state, inventory = base / "s", base / "inventory"
-    try:
-        up = _cli(
-            "sim",
-            "up",
-            "--nodes",
-            "2",
-            "--npus",
-            "2",
-            "--prefix",
-            PREFIX,
-            "--subnet",
-            SUBNET,
-            "--state-dir",
-            str(state),
-            "--inventory",
-            str(inventory),
-        )
-        assert up.returncode == 0, up.stdout + up.stderr
+def sim(sim_cluster_factory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+    with sim_cluster_factory(nodes=2, npus=2) as cluster:
         # Same hosts and variables, stages on the bare host (no provisioning needed for these tests).
-        host_inventory = base / "host-inventory"
-        shutil.copytree(inventory, host_inventory)
+        host_inventory = tmp_path_factory.mktemp("inventory") / "sim"
+        shutil.copytree(cluster.inventory_dir, host_inventory)
         (host_inventory / "group_vars" / "all" / "zz-launch-test.yml").write_text("ascend_run_in: host\n")
-        yield {"state": state, "inventory": host_inventory, "base": base}
-    finally:
-        down = _cli("sim", "down", "--state-dir", str(state), "--purge")
-        shutil.rmtree(base, ignore_errors=True)
-        assert down.returncode == 0, down.stdout + down.stderr
+        yield {"cluster": cluster, "inventory": host_inventory, "master": cluster.ips[0]}
 
 
 @pytest.fixture
@@ -172,7 +143,7 @@ def test_command_stages_run_with_each_nodes_rank_and_node0_as_master(sim: dict, 
     job = _job(tmp_path, "ranks", [{"name": "hello", "command": 'echo "rank=$NODE_RANK master=$MASTER_ADDR"'}])
     result = _cli("launch", str(job), "--nodes", "2", "-i", str(sim["inventory"]), "--runs-dir", str(runs))
     assert result.returncode == 0, result.stdout + result.stderr
-    master = SUBNET.rsplit(".", 1)[0] + ".10"
+    master = sim["master"]
     assert f"[node0] rank=0 master={master}" in result.stdout
     assert f"[node1] rank=1 master={master}" in result.stdout
 
@@ -211,8 +182,7 @@ def test_node_loss_mid_stage_is_detected_and_torn_down(sim: dict, tmp_path: Path
     try:
         run_id = _new_run(runs)
         _wait_for(lambda: len(_sleepers(run_id)) == 2, 30, "a worker on each node")
-        fault = _cli("sim", "fault", "node1", "down", "--state-dir", str(sim["state"]))
-        assert fault.returncode == 0, fault.stderr
+        sim["cluster"].fault("node1", "down")
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 1
         assert "failed first on node1 (node1): node lost" in out
@@ -223,4 +193,4 @@ def test_node_loss_mid_stage_is_detected_and_torn_down(sim: dict, tmp_path: Path
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        _cli("sim", "fault", "node1", "restore", "--state-dir", str(sim["state"]))
+        sim["cluster"].fault("node1", "restore")
