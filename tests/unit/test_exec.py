@@ -66,3 +66,38 @@ def test_stream_yields_lines_and_times_out_on_silence() -> None:
     with pytest.raises(StreamTimeout):
         next(lines)
     stream.close()
+
+
+def _local_node(tmp_path):  # type: ignore[no-untyped-def]
+    from runner.exec.local import LocalTransport
+    from runner.exec.nodes import Node
+    from runner.inventory import Host
+
+    host = Host("local", "127.0.0.1", hostvars={"ascend_run_in": "host", "ascend_data_dir": str(tmp_path)})
+    return Node(0, host, LocalTransport("local"), str(tmp_path / "node0"))
+
+
+def test_the_node_agent_starts_stages_and_tags_their_lines(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    node = _local_node(tmp_path)
+    node.start_agent(idle_timeout=5)
+    try:
+        assert (tmp_path / "node0" / "supervisor.py").exists()  # uploaded through the agent's stdin
+        for stage, code in (("one", 0), ("two", 3)):
+            lines, stream = node.launch_lines(stage, f"echo hi from {stage}\nexit {code}\n", "run-x", 1.0, None, 5)
+            got = list(lines)
+            assert stream is None  # through the agent, no new command
+            assert got[0].startswith("S\t")
+            assert f"L\tout\thi from {stage}" in got
+            assert got[-1].startswith(f"X\t{code}")
+    finally:
+        node.stop_agent()
+
+
+def test_without_an_agent_a_stage_is_one_command(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    node = _local_node(tmp_path)
+    node.prepare()
+    lines, stream = node.launch_lines("solo", "echo alone\n", "run-y", 1.0, {"EXTRA": "1"}, 5)
+    got = list(lines)
+    assert stream is not None
+    assert "L\tout\talone" in got and got[-1].startswith("X\t0")
+    stream.close()
