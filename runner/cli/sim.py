@@ -111,7 +111,7 @@ def up(
 
 @sim.command()
 @click.option("--prefix", default=None, help="Prefix to clean up when the state directory is gone.")
-@click.option("--purge", is_flag=True, help="Also delete the cached image tarball.")
+@click.option("--purge", is_flag=True, help="Also delete the image cache when it is in the state directory.")
 @state_dir_option
 def down(prefix: str | None, purge: bool, state_dir: Path | None) -> None:
     """End every process of the cluster and remove its namespaces, bridge, mounts and files."""

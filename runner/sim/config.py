@@ -22,6 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO_ROOT / ".sim"
 DEFAULT_INVENTORY_DIR = REPO_ROOT / "inventory" / "sim"
 STATE_DIR_ENV = "RUNNER_SIM_DIR"
+CACHE_DIR_ENV = "RUNNER_SIM_CACHE"
 CGROUP_ROOT = Path("/sys/fs/cgroup/unified")
 CONFIG_FILE = "cluster.json"
 FIRST_NODE_HOST = 10  # node k gets the subnet's address number 10 + k; .1 is the control machine
@@ -53,8 +54,10 @@ class SimConfig(BaseModel):
     driver_version: str = Field("25.2.0", description="Ascend HDK driver version the nodes report.")
     firmware_version: str = Field("7.7.0.6.236", description="NPU firmware version the nodes report.")
     cann_version: str = Field("8.2.RC1", description="CANN toolkit version installed on the nodes.")
-    image_cache_dir: Path | None = Field(
-        None, description="Cache of the image tarball (default <state_dir>/cache); kept by `down`."
+    image_cache_dir: Path = Field(
+        default_factory=lambda: default_cache_dir(),
+        description="Cache of the image tarball and stand-in assets, shared by every cluster; "
+        "kept by `down` (default $RUNNER_SIM_CACHE, else .sim/cache in the repo).",
     )
     python_prefixes: tuple[Path, ...] = Field(
         default_factory=lambda: python_prefixes(),
@@ -137,7 +140,7 @@ class SimConfig(BaseModel):
 
     @property
     def cache_dir(self) -> Path:
-        return self.image_cache_dir or self.state_dir / "cache"
+        return self.image_cache_dir
 
     def node_index(self, name: str) -> int:
         """`node3` -> 3, or an InputError naming the valid nodes."""
@@ -157,6 +160,11 @@ class SimConfig(BaseModel):
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / CONFIG_FILE).write_text(self.model_dump_json(indent=2) + "\n")
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get(CACHE_DIR_ENV)
+    return Path(env).resolve() if env else DEFAULT_STATE_DIR / "cache"
 
 
 def cgroup_dir_for(prefix: str) -> Path:
