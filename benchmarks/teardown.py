@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import statistics
 import sys
 import tempfile
@@ -28,7 +27,6 @@ from runner.errors import RunnerError
 from runner.exec.cluster import close, connect, make_nodes
 from runner.exec.fanout import fan_out
 from runner.exec.launch import Launch, LaunchOptions
-from runner.exec.nodes import REMOTE_PYTHON
 from runner.inventory import load_hosts
 
 MTIME = "import os, sys; print(os.stat(sys.argv[1]).st_mtime)"
@@ -77,14 +75,13 @@ def once(inventory: str, count: int, tmp: Path) -> float:
         while len([p for n in nodes for p in n.run_pids(run_id)]) < 2 * count:  # bash + sleep per node
             time.sleep(0.1)
         victim = nodes[1]
-        words = [REMOTE_PYTHON, "-S", "-c", KILL_ONE, victim.run_dir, run_id]
-        killed_at = float(victim.check(victim.wrap(" ".join(shlex.quote(w) for w in words)), "kill").stdout)
+        killed_at = float(
+            victim.check(victim.wrap(victim.py("-S", "-c", KILL_ONE, victim.run_dir, run_id)), "kill").stdout
+        )
         thread.join(timeout=120)
         ended = fan_out(
             nodes,
-            lambda n: n.run(
-                n.wrap(f"{REMOTE_PYTHON} -S -c {shlex.quote(MTIME)} {shlex.quote(n.stage_dir('work') + '/exit_code')}")
-            ),
+            lambda n: n.run(n.wrap(n.py("-S", "-c", MTIME, n.stage_dir("work") + "/exit_code"))),
         )
         last = max(float(r.stdout) for r in ended.succeeded.values())
         left = [p for n in nodes for p in n.run_pids(run_id)]

@@ -22,7 +22,9 @@ from runner.inventory import Host
 from runner.runs import stage_key
 
 SUPERVISOR_SOURCE = Path(__file__).resolve().parent.parent / "supervisor.py"
-REMOTE_PYTHON = "python3"
+# Where stages run, the runner's own helpers use `ascend_runner_python` if the inventory sets it,
+# else the first of python3 and python on PATH.
+PYTHON_LOOKUP = '"$(command -v python3 || command -v python || echo python3)"'
 FREE_PORT_RANGE = (20000, 40000)
 # Reads "<length>\n<supervisor source>" from stdin, writes it to argv[1], runs its agent on the
 # rest of stdin.
@@ -66,6 +68,12 @@ class Node:
         interactive = "-i " if stdin else ""
         return f"{engine} exec {interactive}{shlex.quote(self.host.container_name)} bash -c {shlex.quote(command)}"
 
+    def py(self, *args: str) -> str:
+        """A shell command running the node's Python (standard library only) with args."""
+        configured = self.host.hostvars.get("ascend_runner_python")
+        python = shlex.quote(str(configured)) if configured else PYTHON_LOOKUP
+        return " ".join([python, *(shlex.quote(a) for a in args)])
+
     def stage_dir(self, stage: str) -> str:
         return posixpath.join(self.run_dir, stage_key(stage, self.attempt))
 
@@ -74,8 +82,7 @@ class Node:
         return posixpath.join(self.run_dir, "supervisor.py")
 
     def supervisor_command(self, *args: str) -> str:
-        words = [REMOTE_PYTHON, "-S", self.supervisor_path, *args]
-        return self.wrap(" ".join(shlex.quote(w) for w in words))
+        return self.wrap(self.py("-S", self.supervisor_path, *args))
 
     def run(self, command: str, *, timeout: float = 60.0) -> CommandResult:
         return self.transport.run(command, timeout=timeout)
@@ -94,23 +101,22 @@ class Node:
         stages run: one round trip."""
         probe = self.transport.run(
             f"mkdir -p {shlex.quote(self.run_dir)} && cat > {shlex.quote(self.supervisor_path)} && "
-            + self.wrap(f"{REMOTE_PYTHON} -S -c 'import sys; print(sys.version_info[0])'"),
+            + self.wrap(self.py("-S", "-c", "import sys; print(sys.version_info[0])")),
             stdin=SUPERVISOR_SOURCE.read_text(),
         )
         if not probe.ok or probe.stdout.strip() != "3":
             where = "on the host" if self.host.run_in == "host" else f"in container {self.host.container_name}"
             raise ExecError(
-                f"{self.label()}: cannot run {REMOTE_PYTHON} {where}: {probe.tail() or probe.stdout.strip()}",
+                f"{self.label()}: cannot run Python {where}: {probe.tail() or probe.stdout.strip()}",
                 hint="provision the node (ansible-playbook site.yml) so the NPU container is running, "
-                "or set ascend_run_in: host",
+                "set ascend_runner_python to a Python 3 there, or set ascend_run_in: host",
             )
 
     def start_agent(self, idle_timeout: float) -> None:
         """Create the run directory, upload the supervisor and start this node's agent, in one
         SSH command: the agent's first input is the supervisor's source (length, then bytes)."""
-        words = [REMOTE_PYTHON, "-S", "-c", AGENT_BOOTSTRAP, self.supervisor_path]
         command = f"mkdir -p {shlex.quote(self.run_dir)} && exec " + self.wrap(
-            " ".join(shlex.quote(w) for w in words), stdin=True
+            self.py("-S", "-c", AGENT_BOOTSTRAP, self.supervisor_path), stdin=True
         )
         source = SUPERVISOR_SOURCE.read_bytes()
         stream = self.transport.stream(command, stdin=b"%d\n" % len(source) + source, keep_stdin=True)
@@ -210,8 +216,7 @@ class Node:
             "import sys; sys.path.insert(0, sys.argv[1]); import supervisor; "
             "print(' '.join(map(str, supervisor.tagged_pids(sys.argv[2]))))"
         )
-        words = [REMOTE_PYTHON, "-c", code, self.run_dir, run_id]
-        result = self.check(self.wrap(" ".join(shlex.quote(w) for w in words)), "listing the run's processes")
+        result = self.check(self.wrap(self.py("-S", "-c", code, self.run_dir, run_id)), "listing the run's processes")
         return [int(p) for p in result.stdout.split()]
 
     # --- files -------------------------------------------------------------------------------
@@ -229,8 +234,7 @@ class Node:
             "               if os.path.isfile(os.path.join(d, f)))\n"
             "print(json.dumps({p: size(p) for p in sys.argv[1:]}))\n"
         )
-        words = [REMOTE_PYTHON, "-c", code, *paths]
-        result = self.check(self.wrap(" ".join(shlex.quote(w) for w in words)), "reading output sizes")
+        result = self.check(self.wrap(self.py("-S", "-c", code, *paths)), "reading output sizes")
         return json.loads(result.stdout.strip().splitlines()[-1])
 
     def read_text(self, path: str) -> str | None:
@@ -253,7 +257,7 @@ class Node:
             "        s.close()\n"
             "    print(port); break\n"
         )
-        result = self.check(self.wrap(f"{REMOTE_PYTHON} -c {shlex.quote(code)}"), "finding a free MASTER_PORT")
+        result = self.check(self.wrap(self.py("-S", "-c", code)), "finding a free MASTER_PORT")
         return int(result.stdout.strip().splitlines()[-1])
 
     def copy_to(self, other: Node, paths: list[str]) -> None:
