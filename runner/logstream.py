@@ -9,6 +9,7 @@ Megatron iteration lines feed a progress line: iteration/total, loss, throughput
 from __future__ import annotations
 
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -38,8 +39,19 @@ _TFLOPS = re.compile(r"throughput per GPU \(TFLOP/s/GPU\):\s*([0-9.]+)")
 _TOKENS = re.compile(r"tokens per (?:sec|second)(?: per (?:GPU|NPU|device))?:\s*([0-9.]+)", re.I)
 
 
+_WORKER_EXIT = re.compile(r"[Ww]orker process \d+ exit with exception\. Error code: (-?\d+)")
+
+
 def classify(line: str) -> str | None:
     """The failure signature a line shows, if any."""
+    if crash := _WORKER_EXIT.search(line):
+        code = int(crash.group(1))
+        if code < 0:
+            try:
+                return f"msrun worker killed by {signal.Signals(-code).name}"
+            except ValueError:
+                pass
+        return f"msrun worker exited with code {code}"
     for name, pattern in SIGNATURES:
         if pattern.search(line):
             return name
@@ -107,14 +119,12 @@ class Progress:
             parts.append(f"loss {self.loss:.4f}")
         if self.throughput:
             parts.append(self.throughput)
+        elapsed = now - (self.first_seen or now)
         if self.ms_per_iter is not None:
-            elapsed = self.iteration * self.ms_per_iter / 1000
-            remaining = (self.total - self.iteration) * self.ms_per_iter / 1000
+            remaining: float | None = (self.total - self.iteration) * self.ms_per_iter / 1000
         else:
-            elapsed = now - (self.first_seen or now)
             done = self.iteration - self.first_iteration
-            rate = elapsed / done if done > 0 else None
-            remaining = (self.total - self.iteration) * rate if rate else None
+            remaining = (self.total - self.iteration) * elapsed / done if done > 0 else None
         parts.append(f"elapsed {_format_duration(elapsed)}")
         if remaining is not None:
             parts.append(f"remaining {_format_duration(remaining)}")

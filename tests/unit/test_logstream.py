@@ -34,6 +34,10 @@ def test_prefixes_name_node_and_rank() -> None:
         ("Traceback (most recent call last):", "Python traceback"),
         ("HCCL execute timeout on stream", "HCCL timeout"),
         ("iteration 3/10 | lm loss: 2.0", None),
+        (
+            "[ERROR] ME(132) [_api.py:365] Worker process 138 exit with exception. Error code: -11.",
+            "msrun worker killed by SIGSEGV",
+        ),
     ],
 )
 def test_failure_signatures(line: str, signature: str | None) -> None:
@@ -44,8 +48,8 @@ def test_progress_from_megatron_iteration_lines() -> None:
     progress = Progress()
     assert progress.update(MEGATRON, now=100.0)
     assert not progress.update(MEGATRON, now=101.0)  # the same iteration from another rank
-    assert progress.line(now=100.0) == (
-        "iteration 50/200 | loss 1.2346 | 123.4 TFLOP/s/NPU | elapsed 1:40 | remaining 5:00"
+    assert progress.line(now=160.0) == (
+        "iteration 50/200 | loss 1.2346 | 123.4 TFLOP/s/NPU | elapsed 1:00 | remaining 5:00"
     )
 
 
