@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -294,6 +295,7 @@ def npu_smi(args: Sequence[str], state: dict[str, Any], drv: dict[str, str], fw:
 
 HCCN_USAGE = """\
 Usage: hccn_tool -i ID -link -g | -ip -g | -net_health -g | -gateway -g | -netdetect -g | -mac -g
+                 | -link_stat -g | -tls -g
 """
 
 
@@ -321,9 +323,29 @@ def hccn_tool(args: Sequence[str], state: dict[str, Any]) -> str:
         return f"default gateway:{npu['gateway']}, Iface:eth{npu_index}\n"
     if "-netdetect" in args:
         return f"netdetect address: {npu['gateway']}\n"
+    if "-link_stat" in args:
+        return render_link_stat(npu_index, npu["link_up"])
+    if "-tls" in args:
+        return (
+            f"dev_id:{npu_index}, tls switch[0](0:disable, 1:enable), tls preconfigured[1](0:non-preset, "
+            "1:preset), tls alarm time threshold[60]days\n"
+        )
     if "-mac" in args:
         return f"mac addr: 06:0c:b4:96:{npu_index:02x}:85\n"
     raise ToolError(HCCN_USAGE)
+
+
+def render_link_stat(npu_index: int, link_up: bool) -> str:
+    """`hccn_tool -i N -link_stat -g`: the port's up count and its recent changes."""
+    now = time.strftime("%a %b %e %H:%M:%S %Y")
+    tag = f"[device {npu_index}]"
+    records = ["Tue Jun  6 16:32:12 2023    LINK UP", "Tue Jun  6 16:32:10 2023    LINK DOWN",
+               "Tue Jun  6 16:31:55 2023    LINK UP"]  # fmt: skip
+    if not link_up:
+        records.insert(0, f"{now}    LINK DOWN")
+    lines = [f"{tag}current time        : {now}", f"{tag}link up count       : 2", f"{tag}link change records :"]
+    lines += [f"{tag}    {record}" for record in records]
+    return "\n".join(lines) + "\n"
 
 
 # ---- entry point ---------------------------------------------------------------------------

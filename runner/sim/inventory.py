@@ -23,6 +23,14 @@ DEFAULT_IMAGE = ("localhost/ascend-runner-sim", "latest")
 HEADER = "# Written by `runner sim up`; removed by `runner sim down`. Do not edit: re-run `runner sim up`.\n"
 
 
+HOST_LIMITS = """\
+# The simulated hosts share this machine's disk: the 200 GB free a real Qwen2.5-7B fine-tune needs
+# is not there, and the stand-in model and data need little. Every other preflight check is as on a
+# real site.
+ascend_preflight_min_free_disk_gb: 20
+"""
+
+
 def image_reference() -> tuple[str, str, bool]:
     """Image name and tag the cluster's tarball must carry, and whether versions.yml sets them.
 
@@ -81,6 +89,7 @@ def write(cfg: SimConfig, tarball: Path, sha256: str, image: tuple[str, str, boo
     (inv / "group_vars" / "all" / "sim.yml").write_text(
         HEADER + yaml.safe_dump(group_vars(cfg, tarball, sha256, image), sort_keys=False, width=200)
     )
+    (inv / "group_vars" / "all" / "sim-host-limits.yml").write_text(HEADER + HOST_LIMITS)
     versions = inv / "group_vars" / "all" / "versions.yml"
     if EXAMPLE_VERSIONS.exists() and not versions.exists():
         versions.symlink_to(os.path.relpath(EXAMPLE_VERSIONS, versions.parent))

@@ -344,7 +344,7 @@ def boot_script(cfg: SimConfig, k: int) -> str:
             lines += [
                 'mount --move "$N/stage/pts" /dev/pts',
                 'mountpoint -q "$N/stage/mqueue" && mount --move "$N/stage/mqueue" /dev/mqueue',
-                "mount -t tmpfs -o mode=1777,nosuid,nodev sim-shm /dev/shm",
+                "mount -t tmpfs -o mode=1777,nosuid,nodev,size=64g sim-shm /dev/shm",  # a limit, not a reservation
             ]
     lines += [
         'mount --bind "$N/ascend" /usr/local/Ascend',

@@ -103,6 +103,7 @@ def test_inventory_is_what_ansible_and_the_runner_read(tmp_path):
     assert hv["ascend_npu_count"] == 4
     assert (hv["ascend_image_name"], str(hv["ascend_image_tag"])) == image[:2]
     assert all(v.endswith(":ro") for v in hv["ascend_container_extra_volumes"])
+    assert hv["ascend_preflight_min_free_disk_gb"] == 20  # the machine's disk, not a 7B-sized one
     # down removes what up wrote, and only that
     inventory.remove(c.inventory_dir)
     assert not c.inventory_dir.exists()

@@ -140,6 +140,8 @@ def test_invalid_npu_id_is_an_error():
 def test_hccn_tool_healthy_outputs():
     s = ft.default_state(1, 8)
     assert ft.hccn_tool(["-i", "3", "-link", "-g"], s) == "link status: UP\n"
+    assert "[device 2]link up count       : 2" in ft.hccn_tool(["-i", "2", "-link_stat", "-g"], s)
+    assert ft.hccn_tool(["-i", "2", "-link_stat", "-g"], s).splitlines()[3].endswith("LINK UP")
     assert ft.hccn_tool(["-i", "3", "-ip", "-g"], s) == "ipaddr:10.20.1.5\nnetmask:255.255.0.0\n"
     assert ft.hccn_tool(["-i", "3", "-net_health", "-g"], s) == "net health status: Success\n"
     assert ft.hccn_tool(["-i", "3", "-gateway", "-g"], s) == "default gateway:10.20.0.1, Iface:eth3\n"
@@ -150,6 +152,7 @@ def test_hccn_tool_link_down_and_missing_ip():
     s = apply_fault(s, parse_fault(["ip", "4", "missing"], 8))
     assert ft.hccn_tool(["-i", "2", "-link", "-g"], s) == "link status: DOWN\n"
     assert ft.hccn_tool(["-i", "2", "-net_health", "-g"], s) == "net health status: Fault\n"
+    assert ft.hccn_tool(["-i", "2", "-link_stat", "-g"], s).splitlines()[3].endswith("LINK DOWN")
     assert "ipaddr" not in ft.hccn_tool(["-i", "4", "-ip", "-g"], s)
     assert ft.hccn_tool(["-i", "4", "-net_health", "-g"], s) == "net health status: Init\n"
     assert ft.hccn_tool(["-i", "3", "-link", "-g"], s) == "link status: UP\n"
