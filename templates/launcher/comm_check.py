@@ -64,7 +64,7 @@ def main():
             busbw = algbw * 2 * (world - 1) / world
             print(
                 f"commcheck bytes={count * 4} ranks={world} time_us={seconds * 1e6:.1f} "
-                f"algbw_gbps={algbw:.4f} busbw_gbps={busbw:.4f} ok={int(ok)}",
+                f"algbw_gbps={algbw:.6g} busbw_gbps={busbw:.6g} ok={int(ok)}",
                 flush=True,
             )
     sys.exit(1 if failed else 0)
