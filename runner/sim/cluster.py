@@ -44,10 +44,13 @@ def _preflight(cfg: SimConfig) -> None:
         raise SimError(f"missing programs: {', '.join(missing)}", hint="run `make setup` to install them")
     if not procs.cgroup_available():
         raise SimError("no cgroup v2 hierarchy at /sys/fs/cgroup/unified or /sys/fs/cgroup")
-    keys.check_private_path(cfg.state_dir)
-    for path in nodefs.OVERLAID:
+    keys.needs_lax_strict_modes(cfg.state_dir)
+    for path in nodefs.HIDDEN:
         if cfg.state_dir.is_relative_to(path):
-            raise InputError(f"state directory {cfg.state_dir} must not be under {path}")
+            raise InputError(
+                f"state directory {cfg.state_dir} must not be under {path}: nodes have their own {path}",
+                hint="use the default .sim/ of the repo or another directory",
+            )
 
 
 def up(cfg: SimConfig, report: Report = lambda _msg: None) -> UpResult:

@@ -6,6 +6,7 @@ user's own ~/.ssh.
 
 from __future__ import annotations
 
+import stat
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,18 +29,26 @@ def _keygen(path: Path, comment: str) -> None:
         raise SimError(f"ssh-keygen for {path} failed: {proc.stderr.strip()}")
 
 
-def check_private_path(path: Path) -> None:
-    """sshd refuses keys and authorized_keys under a group/world-writable directory."""
+def needs_lax_strict_modes(path: Path) -> bool:
+    """Whether sshd's StrictModes would refuse keys under `path`; raise if they are truly exposed.
+
+    sshd refuses keys below any group/world-writable directory. Below a sticky one such as /tmp
+    (a CI checkout may live there) nobody else can replace our directories, so sshd is told not
+    to check (StrictModes no). A writable directory without the sticky bit is refused.
+    """
+    lax = False
     for parent in [path, *path.parents]:
         if not parent.exists():
             continue
         mode = parent.stat().st_mode
-        if mode & 0o022:
+        if mode & 0o022 and not mode & stat.S_ISVTX:
             raise SimError(
                 f"state directory {path} is under {parent}, which is group/world-writable "
-                f"(mode {oct(mode & 0o777)}); sshd would refuse its keys",
+                f"(mode {oct(mode & 0o777)}); its SSH keys would not be private",
                 hint="use a state directory under a private path, e.g. the default .sim/ of the repo",
             )
+        lax = lax or bool(mode & 0o022)
+    return lax
 
 
 def generate(cfg: SimConfig) -> None:

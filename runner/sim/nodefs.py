@@ -18,10 +18,12 @@ import shlex
 import stat
 from pathlib import Path
 
-from runner.sim import fake_tools
+from runner.sim import fake_tools, keys
 from runner.sim.config import SimConfig, base_python
 
 OVERLAID = ("/dev", "/etc", "/usr/local", "/root", "/var", "/opt")
+OPTIONAL = ("/root", "/var", "/opt", "/tmp")  # left shared when the simulator's own files are there
+HIDDEN = ("/dev", "/etc", "/usr/local", "/run", "/mnt")  # never a place for the state directory
 DEVICE_MAJOR = {"davinci": 236, "davinci_manager": 237, "devmm_svm": 238, "hisi_hdc": 239}
 STATE_FILE = Path(fake_tools.STATE_PATH).name  # in ascend/driver/
 
@@ -306,6 +308,7 @@ HostKey {node}/ssh_host_ed25519_key
 PidFile {node}/sshd.pid
 AuthorizedKeysFile {cfg.authorized_keys}
 PermitRootLogin prohibit-password
+StrictModes {"no" if keys.needs_lax_strict_modes(cfg.state_dir) else "yes"}
 PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -322,6 +325,18 @@ LogLevel INFO
 """
 
 
+def shared_dirs(cfg: SimConfig) -> set[str]:
+    """Directories nodes must see as the machine's, because the simulator's state directory or the
+    Python it mounts lives below them (e.g. a checkout under /root or /tmp). The node then shares
+    that directory with the machine instead of getting its own."""
+    # An overlay shows the machine's files (Python included) but cannot hold its own upper layer;
+    # a tmpfs hides everything below it.
+    shared = {d for d in OPTIONAL if cfg.state_dir.is_relative_to(d)}
+    if any(p.is_relative_to("/tmp") for p in cfg.python_prefixes):
+        shared.add("/tmp")
+    return shared
+
+
 def boot_script(cfg: SimConfig, k: int) -> str:
     """Mounts of node k, run in its fresh private mount namespace; then exec sshd."""
     node = cfg.node_dir(k)
@@ -335,7 +350,10 @@ def boot_script(cfg: SimConfig, k: int) -> str:
         'mount --bind /dev/pts "$N/stage/pts"',
         'mount --bind /dev/mqueue "$N/stage/mqueue" 2>/dev/null || true',
     ]
+    shared = shared_dirs(cfg)
     for path in OVERLAID:
+        if path in shared:
+            continue
         key = _key(path)
         lines.append(
             f'mount -t overlay sim-{key} -o "lowerdir={path},upperdir=$N/upper/{key},workdir=$N/work/{key}" {path}'
@@ -351,7 +369,10 @@ def boot_script(cfg: SimConfig, k: int) -> str:
         'mount --bind "$N/containers" /var/lib/containers',
         "mount -t tmpfs -o mode=755,nosuid,nodev sim-run /run",
         "mkdir -p /run/sshd /run/lock",
-        "mount -t tmpfs -o mode=1777,nosuid,nodev sim-tmp /tmp",
+    ]
+    if "/tmp" not in shared:
+        lines.append("mount -t tmpfs -o mode=1777,nosuid,nodev sim-tmp /tmp")
+    lines += [
         "mount -t tmpfs -o mode=755 sim-mnt /mnt",
         "mkdir -p /mnt/data",
         f"mount --bind {q(str(cfg.data_dir(k)))} /mnt/data",
