@@ -14,6 +14,8 @@ that has). One supervisor per stage and node:
   launch STAGE_DIR --run-id ID  start, print "S<TAB>pidfile JSON" (or "E<TAB>reason"), then follow.
   status STAGE_DIR               JSON: state, exit code, live pids.
   agent                          long-lived: JSON launch requests on stdin, tagged S/L/X lines out.
+  receive PATH... --token T      accept one tar stream over TCP, unpack only PATHs (local storage).
+  send PATH... --to H:P --token  stream PATHs to a receiver on another node, directly.
   follow STAGE_DIR               print new lines of output.log and msrun/*.log as they grow
                                  ("L<TAB>source<TAB>text"), a heartbeat "H" every second of silence,
                                  and "X<TAB>code" when the stage has ended.
@@ -419,6 +421,60 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inside(path: str, allowed: list[str]) -> bool:
+    path = os.path.normpath("/" + path.lstrip("/"))
+    return any(path == a or path.startswith(a.rstrip("/") + "/") for a in allowed)
+
+
+def cmd_receive(args: argparse.Namespace) -> int:
+    """Accept one tar stream on a TCP port (first line: the token) and unpack it under --root,
+    refusing any member outside the announced paths."""
+    import socket
+    import tarfile
+
+    allowed = [os.path.normpath(p) for p in args.paths]
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind((args.bind, args.port))
+    server.listen(1)
+    server.settimeout(args.timeout)
+    print(f"READY\t{server.getsockname()[1]}", flush=True)
+    conn, _ = server.accept()
+    conn.settimeout(args.timeout)
+    stream = conn.makefile("rb")
+    if stream.readline().strip() != args.token.encode():
+        print("ERROR\tbad token", flush=True)
+        return 2
+    count = 0
+    with tarfile.open(fileobj=stream, mode="r|") as archive:
+        for member in archive:
+            if not _inside(member.name, allowed) or member.issym() or member.islnk() or member.isdev():
+                print(f"ERROR\trefused {member.name}", flush=True)
+                return 2
+            archive.extract(member, path=args.root, set_attrs=True)
+            count += 1
+    print(f"DONE\t{count}", flush=True)
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    """Stream the paths as one tar to a receiver, straight to the other node."""
+    import socket
+    import tarfile
+
+    host, _, port = args.to.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=args.timeout) as conn:
+        stream = conn.makefile("wb")
+        stream.write(args.token.encode() + b"\n")
+        with tarfile.open(fileobj=stream, mode="w|") as archive:
+            for path in args.paths:
+                archive.add(path, arcname=path.lstrip("/"))
+        stream.flush()
+        conn.shutdown(socket.SHUT_WR)
+    print("SENT", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="supervisor.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -440,6 +496,20 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("agent")
     p.add_argument("--heartbeat", type=float, default=1.0)
     p.set_defaults(func=cmd_agent)
+    p = sub.add_parser("receive")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--bind", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--token", required=True)
+    p.add_argument("--root", default="/")
+    p.add_argument("--timeout", type=float, default=600.0)
+    p.set_defaults(func=cmd_receive)
+    p = sub.add_parser("send")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--to", required=True, metavar="HOST:PORT")
+    p.add_argument("--token", required=True)
+    p.add_argument("--timeout", type=float, default=600.0)
+    p.set_defaults(func=cmd_send)
     p = sub.add_parser("stop")
     p.add_argument("stage_dir", nargs="?")
     p.add_argument("--run-id", required=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import secrets
 import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -260,15 +261,30 @@ class Node:
         result = self.check(self.wrap(self.py("-S", "-c", code)), "finding a free MASTER_PORT")
         return int(result.stdout.strip().splitlines()[-1])
 
-    def copy_to(self, other: Node, paths: list[str]) -> None:
-        """Copy paths from this node to `other`, directly between the two hosts (rsync over SSH)."""
-        target = f"{other.host.user}@{other.host.address}" if other.host.user else other.host.address
-        ssh = f"ssh -p {other.host.port} -o BatchMode=yes"
-        for path in paths:
-            parent = posixpath.dirname(path.rstrip("/")) or "/"
-            command = (
-                f"ssh -p {other.host.port} -o BatchMode=yes {shlex.quote(target)} mkdir -p {shlex.quote(parent)} && "
-                f"rsync -a --delete -e {shlex.quote(ssh)} {shlex.quote(path.rstrip('/'))} "
-                f"{shlex.quote(target + ':' + parent + '/')}"
+    def copy_to(self, other: Node, paths: list[str], *, timeout: float = 3600.0) -> None:
+        """Copy paths from this node to `other` directly over the cluster network (one TCP stream
+        between the two nodes' supervisors; nothing goes through the control machine, and the
+        nodes need no SSH keys for each other)."""
+        token = secrets.token_hex(16)
+        receiver = other.transport.stream(
+            other.wrap(
+                other.py("-S", other.supervisor_path, "receive", *paths, "--token", token, "--timeout", str(timeout))
             )
-            self.check(command, f"copying {path} to {other.label()}", timeout=3600)
+        )
+        try:
+            lines = receiver.lines(idle_timeout=timeout)
+            first = next(lines, "")
+            kind, _, port = first.partition("\t")
+            if kind != "READY":
+                raise ExecError(f"{other.label()}: cannot receive {', '.join(paths)}: {first or 'no answer'}")
+            target = f"{other.host.hccl_ip}:{port}"
+            self.check(
+                self.wrap(self.py("-S", self.supervisor_path, "send", *paths, "--to", target, "--token", token)),
+                f"sending {', '.join(paths)} to {other.label()}",
+                timeout=timeout,
+            )
+            result = next(lines, "")
+            if not result.startswith("DONE"):
+                raise ExecError(f"{other.label()}: receiving {', '.join(paths)} failed: {result or 'no answer'}")
+        finally:
+            receiver.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import queue
 import re
 import threading
@@ -49,6 +50,7 @@ class StageJob:
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     distribute: bool = False
+    collect: bool = False
     msrun: bool = False
 
     def record(self, hosts: Sequence[str]) -> StageRecord:
@@ -76,6 +78,7 @@ def stages_from_plan(plan: Any, scripts: Mapping[tuple[int, str], str]) -> list[
                 inputs=tuple(stage.inputs),
                 outputs=tuple(stage.outputs),
                 distribute=bool(getattr(stage, "distribute", False)),
+                collect=bool(getattr(stage, "collect", False)),
                 msrun=bool(getattr(stage, "msrun", False)),
             )
         )
@@ -184,6 +187,8 @@ class Session:
             self.stream.note(f"stage {stage.name!r} finished but did not write {', '.join(missing)}")
         if stage.distribute and self.storage == "local" and stage.outputs:
             self._distribute(stage, nodes[0])
+        if stage.collect and self.storage == "local" and stage.outputs:
+            self._collect(stage, nodes)
 
     def _distribute(self, stage: StageJob, source: Node) -> None:
         others = [n for n in self.nodes if n is not source]
@@ -194,6 +199,19 @@ class Session:
             fan_out(others, lambda n: source.copy_to(n, list(stage.outputs))).outcomes,
             f"copying the outputs of stage {stage.name!r}",
         )
+
+    def _collect(self, stage: StageJob, nodes: Sequence[Node]) -> None:
+        """Gather every node's part of the outputs on node 0 (one node after the other: the
+        parts share directories)."""
+        target = self.nodes[0]
+        for node in nodes:
+            if node is target:
+                continue
+            dirs = sorted({posixpath.dirname(p.rstrip("/")) for p in stage.outputs})
+            present = [p for p, size in node.sizes(dirs).items() if size >= 0]
+            if present:
+                self.stream.note(f"collecting {', '.join(present)} from {node.label()} on {target.label()}")
+                node.copy_to(target, present)
 
     def _stop(self, nodes: Sequence[Node], stage: str | None) -> dict[Node, Any]:
         result = fan_out(nodes, lambda n: n.stop(self.state.run_id, stage, self.grace))

@@ -194,3 +194,31 @@ def test_node_loss_mid_stage_is_detected_and_torn_down(sim: dict, tmp_path: Path
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         sim["cluster"].fault("node1", "restore")
+
+
+def test_local_storage_outputs_go_node_to_node(sim_cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from runner.exec.cluster import close, connect, make_nodes
+    from runner.exec.fanout import fan_out, raise_for_failures
+    from runner.inventory import load_hosts
+
+    with sim_cluster_factory(nodes=2, npus=2, storage="local") as cluster:
+        inventory = tmp_path / "inventory"
+        shutil.copytree(cluster.inventory_dir, inventory)
+        (inventory / "group_vars" / "all" / "zz-launch-test.yml").write_text("ascend_run_in: host\n")
+        nodes = make_nodes(load_hosts(inventory), "copy-test")
+        try:
+            connect(nodes)
+            raise_for_failures(fan_out(nodes, lambda n: n.prepare()).outcomes, "prepare")
+            node0, node1 = nodes
+            node0.check(
+                "mkdir -p /mnt/data/ckpt-x/iter_0000001 && head -c 4096 /dev/urandom > "
+                "/mnt/data/ckpt-x/iter_0000001/model.bin && echo 1 > /mnt/data/ckpt-x/latest.txt",
+                "write",
+            )
+            assert not node1.run("test -e /mnt/data/ckpt-x").ok  # local storage: node1 does not see it
+            node0.copy_to(node1, ["/mnt/data/ckpt-x"])
+            sums = [n.check("md5sum /mnt/data/ckpt-x/iter_0000001/model.bin", "sum").stdout.split()[0] for n in nodes]
+            assert sums[0] == sums[1]
+            assert node1.check("cat /mnt/data/ckpt-x/latest.txt", "read").stdout.strip() == "1"
+        finally:
+            close(nodes)

@@ -119,3 +119,74 @@ def test_leftovers_of_a_finished_script_are_cleaned_up(tmp_path: Path, run_id: s
     _sup("start", str(stage), "--run-id", run_id, "--grace", "1")
     _wait(lambda: (stage / "exit_code").exists())
     assert supervisor.tagged_pids(run_id) == []
+
+
+def test_send_and_receive_copy_a_tree_and_nothing_outside_it(tmp_path: Path) -> None:
+    src = tmp_path / "data" / "ckpt"
+    (src / "iter_0000001").mkdir(parents=True)
+    (src / "iter_0000001" / "model.pt").write_bytes(b"\0" * 1000)
+    (src / "latest_checkpointed_iteration.txt").write_text("1\n")
+    root = tmp_path / "other-node"
+    root.mkdir()
+    receiver = subprocess.Popen(
+        [
+            sys.executable,
+            str(SUPERVISOR),
+            "receive",
+            str(src),
+            "--token",
+            "t0k",
+            "--root",
+            str(root),
+            "--bind",
+            "127.0.0.1",
+            "--timeout",
+            "20",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert receiver.stdout is not None
+        kind, port = receiver.stdout.readline().split()
+        assert kind == "READY"
+        sent = _sup("send", str(src), "--to", f"127.0.0.1:{port}", "--token", "t0k")
+        assert sent.returncode == 0, sent.stderr
+        assert receiver.stdout.readline().startswith("DONE")
+    finally:
+        receiver.wait(timeout=20)
+    copied = root / str(src).lstrip("/")
+    assert (copied / "latest_checkpointed_iteration.txt").read_text() == "1\n"
+    assert (copied / "iter_0000001" / "model.pt").stat().st_size == 1000
+
+
+def test_receive_refuses_a_wrong_token_and_paths_it_was_not_told_about(tmp_path: Path) -> None:
+    wanted, other = tmp_path / "wanted", tmp_path / "other"
+    for d in (wanted, other):
+        d.mkdir()
+        (d / "f").write_text("x")
+    for token, path in (("bad", wanted), ("t0k", other)):
+        receiver = subprocess.Popen(
+            [
+                sys.executable,
+                str(SUPERVISOR),
+                "receive",
+                str(wanted),
+                "--token",
+                "t0k",
+                "--root",
+                str(tmp_path / "root"),
+                "--bind",
+                "127.0.0.1",
+                "--timeout",
+                "20",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert receiver.stdout is not None
+        port = receiver.stdout.readline().split()[1]
+        _sup("send", str(path), "--to", f"127.0.0.1:{port}", "--token", token)
+        assert receiver.stdout.readline().startswith("ERROR")
+        assert receiver.wait(timeout=20) == 2
+    assert not (tmp_path / "root").exists() or not any((tmp_path / "root").rglob("f"))
