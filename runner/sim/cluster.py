@@ -87,12 +87,11 @@ def up(cfg: SimConfig, report: Report = lambda _msg: None) -> UpResult:
             nodectl.start(cfg, k)
         nodectl.wait_ready(cfg, range(cfg.nodes))
         inv = inventory.write(cfg, tarball, sha256, (name, tag, from_manifest))
+        stack_vars = _stack_vars(cfg, report)
     except BaseException:
         down(cfg.state_dir, cfg.prefix)
         raise
-    result = UpResult(cfg, inv, tarball)
-    result.stack_vars = _stack_vars(cfg, report)
-    return result
+    return UpResult(cfg, inv, tarball, stack_vars=stack_vars)
 
 
 def _stack_vars(cfg: SimConfig, report: Report) -> str:
