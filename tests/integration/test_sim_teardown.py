@@ -85,3 +85,33 @@ def test_down_cleans_up_when_the_state_file_is_lost(cluster):
     problems = down(cluster.state_dir, prefix=cluster.config.prefix, purge=True)
     assert problems == []
     _assert_nothing_left(cluster.config.prefix, cluster.state_dir, "sleep 4646")
+
+
+def test_new_user_flow_up_ssh_npu_smi_down(tmp_path):
+    """`runner sim up`, paste the printed ssh command, `npu-smi info`, `runner sim down`."""
+    import os
+    import re
+    import shlex
+
+    if os.geteuid() != 0:
+        pytest.skip("simulated cluster needs root")
+    prefix = f"tnu{os.getpid() % 1000:03d}"
+    state = REPO / f".simtest-{prefix}"
+    cli = [sys.executable, "-m", "runner.cli.main", "sim"]
+    where = ["--state-dir", str(state)]
+    try:
+        up = subprocess.run(
+            [*cli, "up", "--nodes", "2", "--prefix", prefix, "--subnet", f"10.232.{os.getpid() % 250}.0/24",
+             "--inventory", str(state / "inventory"), *where],
+            capture_output=True, text=True, timeout=600, cwd=REPO,
+        )  # fmt: skip
+        assert up.returncode == 0, up.stderr
+        command = re.search(r"^Reach node0:\n  (ssh .*)$", up.stdout, re.M).group(1)
+        smi = subprocess.run([*shlex.split(command), "npu-smi info"], capture_output=True, text=True, timeout=60)
+        assert smi.returncode == 0, smi.stderr
+        assert len(re.findall(r"^\| \d\s+910B3\s+\| OK ", smi.stdout, re.M)) == 8
+    finally:
+        down = subprocess.run([*cli, "down", "--purge", *where], capture_output=True, text=True, timeout=120,
+                              cwd=REPO)  # fmt: skip
+    assert down.returncode == 0, down.stderr
+    _assert_nothing_left(prefix, state, "never-started-marker")
