@@ -23,7 +23,8 @@ DEFAULT_STATE_DIR = REPO_ROOT / ".sim"
 DEFAULT_INVENTORY_DIR = REPO_ROOT / "inventory" / "sim"
 STATE_DIR_ENV = "RUNNER_SIM_DIR"
 CACHE_DIR_ENV = "RUNNER_SIM_CACHE"
-CGROUP_ROOT = Path("/sys/fs/cgroup/unified")
+# The cgroup v2 tree: beside the v1 controllers on a hybrid machine, or the whole of /sys/fs/cgroup.
+CGROUP_ROOT = Path("/sys/fs/cgroup/unified") if Path("/sys/fs/cgroup/unified").is_dir() else Path("/sys/fs/cgroup")
 CONFIG_FILE = "cluster.json"
 FIRST_NODE_HOST = 10  # node k gets the subnet's address number 10 + k; .1 is the control machine
 
