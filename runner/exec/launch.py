@@ -192,6 +192,7 @@ class Launch:
                     plan_by_name = {s.name: s for s in stages}
             run.write_text("plan.json", json.dumps(plan.to_dict(), indent=2))
             previous = {r.name: r for r in state.stages}
+            previous_states = {r.name: r.state for r in state.stages}
             records = []
             for stage in stages:
                 if stage.name in skipped:
@@ -213,7 +214,10 @@ class Launch:
                 if name in skipped:
                     stream.note(f"stage {name!r} is done already (outputs unchanged): skipped")
                     continue
-                session.run_stage(stage)
+                # A stage this run already started (and that failed or was stopped) may overwrite
+                # its own partial outputs when it runs again.
+                rerun = old is not None and previous_states.get(name) in ("failed", "stopped", "lost", "running")
+                session.run_stage(stage, env={"RUNNER_FORCE": "1"} if rerun else None)
             state.status = "succeeded"
             state.control_pid = None
             session.save()

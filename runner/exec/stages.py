@@ -137,6 +137,7 @@ class Session:
         self.node_timeout = node_timeout
         self.storage = storage
         self.stage_env = dict(stage_env or {})
+        self._env = dict(self.stage_env)
         self.lost: set[int] = set()
         self._lock = threading.Lock()
 
@@ -164,7 +165,9 @@ class Session:
 
     # --- one stage ---------------------------------------------------------------------------
 
-    def run_stage(self, stage: StageJob) -> None:
+    def run_stage(self, stage: StageJob, env: Mapping[str, str] | None = None) -> None:
+        """Run one stage on its nodes; `env` adds variables for this stage only."""
+        self._env = {**self.stage_env, **(env or {})}
         record = self.state.stage(stage.name)
         nodes = [self.nodes[i] for i in stage.node_indices]
         for node in nodes:
@@ -358,7 +361,7 @@ class Session:
         try:
             if scripts is not None:
                 lines, stream = node.launch_lines(
-                    stage, scripts[node.index], self.state.run_id, self.grace, self.stage_env, self.node_timeout
+                    stage, scripts[node.index], self.state.run_id, self.grace, self._env, self.node_timeout
                 )
             else:
                 stream = node.follow(stage, offsets)

@@ -119,3 +119,22 @@ def test_the_inputs_hash_ignores_the_port_picked_per_launch() -> None:
     c = StageJob("s", (0,), {0: "export MASTER_PORT=4321\necho bye\n"})
     assert inputs_hash(a, {}) == inputs_hash(b, {}) != inputs_hash(c, {})
     assert inputs_hash(a, {"/data": 1}) != inputs_hash(a, {"/data": 2})
+
+
+def test_resume_lets_a_stage_overwrite_its_own_partial_outputs(site, capsys) -> None:  # type: ignore[no-untyped-def]
+    marker, gate = site["tmp"] / "partial", site["tmp"] / "gate"
+    job = _job(
+        site,
+        [
+            {
+                "name": "make",
+                "command": f'if [ -e {marker} ] && [ "${{RUNNER_FORCE:-0}}" != 1 ]; then echo refuses; exit 4; fi; '
+                f"touch {marker}; test -e {gate}",
+                "placement": "one",
+            }
+        ],
+    )
+    assert _launch(site, str(job), "--nodes", "2") == 1
+    gate.write_text("")
+    assert main(["launch", "--resume", _state(site)["run_id"], "--runs-dir", str(site["runs"])]) == 0
+    assert "refuses" not in capsys.readouterr().out
