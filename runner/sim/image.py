@@ -34,6 +34,10 @@ PACKAGES = (
 )  # fmt: skip
 LDD_LINE = re.compile(r"=>\s+(/\S+)\s+\(")
 LOADER = Path("/lib64/ld-linux-x86-64.so.2")
+# Bump when the image's content changes, so cached tarballs are rebuilt.
+IMAGE_REVISION = 2
+# A MindSpore image has these on PATH; here they lead into the venv mounted at its own path.
+VENV_PROGRAMS = ("python", "python3", "msrun")
 
 PROFILE = """\
 # /etc/profile of the simulator's NPU image
@@ -108,6 +112,12 @@ def _add_text(tar: tarfile.TarFile, name: str, text: str, mode: int = 0o644) -> 
     tar.addfile(info, io.BytesIO(data))
 
 
+def _add_symlink(tar: tarfile.TarFile, name: str, target: str) -> None:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = tarfile.SYMTYPE, target
+    tar.addfile(info)
+
+
 def _add_dir(tar: tarfile.TarFile, name: str, mode: int = 0o755) -> None:
     info = tarfile.TarInfo(name.lstrip("/"))
     info.type, info.mode = tarfile.DIRTYPE, mode
@@ -155,6 +165,9 @@ def build_rootfs(cfg: SimConfig, dest: Path, work: Path) -> None:
                   "HwHiAiUser:x:1000:1000::/home/HwHiAiUser:/bin/bash\n")  # fmt: skip
         _add_text(tar, "etc/group", "root:x:0:\nHwHiAiUser:x:1000:\n")
         _add_text(tar, "etc/profile", PROFILE)
+        venv_bin = cfg.python_prefixes[0] / "bin"
+        for program in VENV_PROGRAMS:
+            _add_symlink(tar, f"usr/local/bin/{program}", str(venv_bin / program))
         _add_text(tar, "etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n")
         if Path("/etc/os-release").exists():
             _add_file(tar, Path("/etc/os-release"), seen)
@@ -188,7 +201,7 @@ def sha256_of(path: Path) -> str:
 
 def image_tarball(cfg: SimConfig, name: str, tag: str) -> tuple[Path, str]:
     """The saved image `name:tag` (built on first use) and its sha256."""
-    key = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{name}_{tag}")
+    key = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{name}_{tag}_r{IMAGE_REVISION}")
     out_dir = cfg.cache_dir / "image"
     tarball = out_dir / f"{key}.tar"
     sha_file = out_dir / f"{key}.tar.sha256"

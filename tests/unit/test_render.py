@@ -166,3 +166,22 @@ def test_command_stage_runs_with_node_rank(tmp_path: Path) -> None:
     script.write_text(render_scripts(plan)[(1, "hello")])
     result = subprocess.run(["bash", str(script)], capture_output=True, text=True)
     assert result.returncode == 0 and "rank=1" in result.stdout
+
+
+def test_msrun_echoes_worker_logs_by_hand_but_not_under_the_runner(tmp_path: Path, main_job_data) -> None:
+    """Under `runner launch` (RUNNER_RUN_ID set) the runner streams worker logs itself; msrun's own
+    echo would print every line twice."""
+    data, _ = _odd_job(tmp_path, main_job_data)
+    plan = build_plan(validate_job(data), 2, master_addr="127.0.0.1", master_port=6000)
+    script = tmp_path / "train.sh"
+    script.write_text(render_scripts(plan)[(0, "train")])
+    bin_dir = tmp_path / "bin"
+    _recorder(bin_dir, "msrun")
+    base = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "RUNNER_STAGE_DIR": str(tmp_path)}
+    base.pop("RUNNER_RUN_ID", None)
+    for extra, expected in (({}, "-1"), ({"RUNNER_RUN_ID": "run-1"}, "16")):
+        log = tmp_path / f"argv{expected}.jsonl"
+        env = {**base, **extra, "ARGV_LOG": str(log)}
+        assert subprocess.run(["bash", str(script)], env=env, capture_output=True).returncode == 0
+        argv = json.loads(log.read_text())
+        assert argv[argv.index("--tail_worker_log") + 1] == expected

@@ -130,7 +130,7 @@ def main(prog: str, argv: list[str] | None = None) -> int:
                     f"ai-framework {args.ai_framework}")
     trainer = Trainer(args, comm, layout, shape, dataset, par, train_iters)
     trainer.run(weights, iteration, consumed)
-    return 0
+    return comm.close(0)
 
 
 def model_shape(args: Any, tp: int) -> ModelShape:
@@ -411,5 +411,4 @@ def generate(prog: str, argv: list[str] | None = None) -> int:
         print("=" * 30 + " Greedy Search " + "=" * 30, flush=True)
         print(f"\nYou:\n{prompt}\n\nMindSpeed-LLM:\n{text}", flush=True)
         print("=" * 75, flush=True)
-    comm.barrier()
-    return 0
+    return comm.close(0)
