@@ -159,8 +159,14 @@ def version_at_least(found: str | None, minimum: str) -> bool:
         return False
     a, b = version_key(found), version_key(minimum)
     width = max(len(a), len(b))
-    pad = (1, 0, "")
-    return a + (pad,) * (width - len(a)) >= b + (pad,) * (width - len(b))
+
+    def padded(key: tuple) -> tuple:
+        # 25.3 is the release after 25.3.rc1, but 25.3.rc1.b020 is a build of 25.3.rc1: missing
+        # parts after a number count as 0, after a pre-release as less than anything.
+        pad = (1, 0, "") if not key or key[-1][0] == 1 else (-1, 0, "")
+        return key + (pad,) * (width - len(key))
+
+    return padded(a) >= padded(b)
 
 
 def _check(name: str, ok: bool, actual: object, expected: object, fix: str, npu: int | None = None) -> dict:
@@ -273,8 +279,8 @@ def evaluate(probe: dict, limits: dict) -> list[dict]:
         need = float(limits["min_free_disk_gb"])
         checks.append(
             _check("free disk", free >= need, f"{free:.1f} GB free on {probe.get('disk_path')}",
-                   f">= {need:g} GB", f"free space on {probe.get('disk_path')} or point "
-                   f"ascend_data_dir at a larger filesystem")
+                   f">= {need:g} GB", f"free at least {need:g} GB on {probe.get('disk_path')}, point "
+                   f"ascend_data_dir at a larger filesystem, or lower ascend_preflight_min_free_disk_gb")
         )
     else:
         checks.append(_check("free disk", False, f"{limits.get('data_dir')} missing", "a directory",
@@ -284,13 +290,15 @@ def evaluate(probe: dict, limits: dict) -> list[dict]:
     checks.append(
         _check("/dev/shm size", shm is not None and shm >= need_shm,
                "missing" if shm is None else f"{shm:.1f} GB", f">= {need_shm:g} GB",
-               "enlarge /dev/shm (mount -o remount,size=...G /dev/shm and in /etc/fstab)")
+               f"enlarge /dev/shm to at least {need_shm:g} GB (`mount -o remount,size={need_shm:g}G /dev/shm` "
+               "and in /etc/fstab), or lower ascend_preflight_min_shm_gb")
     )
     skew = probe.get("clock_skew_s")
     if skew is not None:
         limit = float(limits["max_clock_skew_s"])
         checks.append(
             _check("clock skew", abs(skew) <= limit, f"{skew:+.1f} s vs control machine",
-                   f"within {limit:g} s", "synchronise the clock (chrony/ntp) with the other nodes")
+                   f"within {limit:g} s", f"synchronise the clock (chrony or ntp) with the other nodes and the "
+                   f"control machine; HCCL needs them within {limit:g} s")
         )
     return checks
