@@ -35,9 +35,6 @@ class LocalComm:
     def barrier(self) -> None:
         return None
 
-    def close(self, code: int = 0) -> int:
-        return code
-
 
 class MindSporeComm:
     """MindSpore ``AllReduce`` over every worker msrun started (CPU backend)."""
@@ -65,15 +62,6 @@ class MindSporeComm:
 
     def barrier(self) -> None:
         self.allreduce_sum(np.zeros(1))
-
-    def close(self, code: int = 0) -> int:
-        """End the worker once every rank is done. MindSpore on CPU can crash (SIGSEGV) while the
-        interpreter tears its communication down, which msrun would report as a failed worker; the
-        work is finished and flushed, so leave without that teardown."""
-        self.barrier()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
 
 
 def init() -> LocalComm | MindSporeComm:
