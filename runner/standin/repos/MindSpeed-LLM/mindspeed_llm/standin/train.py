@@ -13,7 +13,6 @@ the tracker's iteration with the same data order, so a resumed run prints the sa
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -266,7 +265,19 @@ class Trainer:
         self.args, self.comm, self.layout, self.shape = args, comm, layout, shape
         self.dataset, self.par, self.train_iters = dataset, par, train_iters
 
-    def targets(self, consumed: int, size: int) -> np.ndarray:
+    def slots(self) -> list[int]:
+        """Offsets of every (tp, pp) shard in the all-reduce buffer, in rank order pp, tp."""
+        layer_list = [int(x) for x in self.args.num_layer_list.split(",")] if self.args.num_layer_list else None
+        offsets = [2]
+        for pp_rank in range(self.layout.pp):
+            specs = shard_specs(self.shape, self.layout.tp, self.layout.pp, pp_rank, layer_list)
+            size = sum(stored_len(int(np.prod(s))) for _, s, _ in specs)
+            base = offsets[-1]
+            offsets.extend(base + size * (k + 1) for k in range(self.layout.tp))
+        return offsets
+
+    def targets(self, consumed: int, size: int) -> list[np.ndarray]:
+        """One target vector per sample of this rank's data-parallel share of the global batch."""
         per_dp = self.par["gbs"] // self.layout.dp
         first = consumed + self.layout.dp_rank * per_dp
         rows = []
@@ -277,26 +288,36 @@ class Trainer:
                 ids = self.dataset[0]
                 tokens = ids[(first + k) % len(ids)][: self.args.seq_length]
             rows.append(np.resize((np.asarray(tokens, dtype=np.float64) % 97) / 96.0, size))
-        return np.mean(rows, axis=0)
+        return rows
 
     def run(self, weights: dict[str, np.ndarray], iteration: int, consumed: int) -> None:
         names = list(weights)
         sizes = [weights[n].size for n in names]
-        w = np.concatenate([weights[n] for n in names]).astype(np.float64)
+        w = np.concatenate([weights[n] for n in names]).astype(np.float32)
         gbs = self.par["gbs"]
+        offsets = self.slots()
+        slot = self.layout.pp_rank * self.layout.tp + self.layout.tp_rank
+        lo, hi = offsets[slot], offsets[slot + 1]
         last_saved = iteration if self.args.load and not self.args.finetune else None
         _print0(self.layout, f"> training from iteration {iteration} to {self.train_iters}, global batch size {gbs}")
         tick = time.time()
         while iteration < self.train_iters:
-            target = self.targets(consumed, w.size)
-            err = w - target
-            local = np.array([float(np.dot(err, err)), float(w.size)])
-            total = self.comm.allreduce_sum(local)
+            rows = self.targets(consumed, w.size)
+            # One all-reduce per iteration over every worker: the squared error and element count
+            # (the loss), and per (tp, pp) shard the sum of targets over its data-parallel replicas
+            # (the gradient all-reduce of data parallelism).
+            buffer = np.zeros(offsets[-1])
+            buffer[0] = sum(float(np.sum((w - t) ** 2)) for t in rows)
+            buffer[1] = float(w.size * len(rows))
+            buffer[lo:hi] = np.sum(rows, axis=0)
+            total = self.comm.allreduce_sum(buffer)
             loss = 10.0 * total[0] / total[1]
-            grad_norm = 2.0 * math.sqrt(total[0]) / math.sqrt(total[1])
+            grad_norm = 2.0 * math.sqrt(total[0] / total[1])
+            mean_target = total[lo:hi] / gbs
             iteration += 1
             lr = learning_rate(self.args, iteration, self.train_iters)
-            w = w - min(1.0, 0.2 * lr / self.args.lr) * err
+            step = min(1.0, 0.2 * lr / self.args.lr)
+            w = (w + step * (mean_target - w)).astype(np.float32)
             consumed += gbs
             if iteration % self.args.log_interval == 0 and self.layout.rank == self.layout.world - 1:
                 elapsed = (time.time() - tick) * 1000.0 / self.args.log_interval
@@ -386,7 +407,7 @@ def generate(prog: str, argv: list[str] | None = None) -> int:
         count = max(1, min(len(words), args.max_new_tokens // 8))
         answer = int(rng.integers(1, 100))
         text = " ".join(words[:count]) + f" \\boxed{{{answer}}}"
-        prompt = os.environ.get("STANDIN_PROMPT", "What is 17 + 25?")
+        prompt = "What is 17 + 25? Please reason step by step."
         print("=" * 30 + " Greedy Search " + "=" * 30, flush=True)
         print(f"\nYou:\n{prompt}\n\nMindSpeed-LLM:\n{text}", flush=True)
         print("=" * 75, flush=True)
