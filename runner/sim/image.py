@@ -35,8 +35,10 @@ PACKAGES = (
 LDD_LINE = re.compile(r"=>\s+(/\S+)\s+\(")
 LOADER = Path("/lib64/ld-linux-x86-64.so.2")
 # Bump when the image's content changes, so cached tarballs are rebuilt.
-IMAGE_REVISION = 2
+IMAGE_REVISION = 3
 # A MindSpore image has these on PATH; here they lead into the venv mounted at its own path.
+# python is an exec wrapper, not a symlink: Python looks for the venv's pyvenv.cfg next to the
+# path it was started as, so a symlink elsewhere would lose the venv's packages.
 VENV_PROGRAMS = ("python", "python3", "msrun")
 
 PROFILE = """\
@@ -112,12 +114,6 @@ def _add_text(tar: tarfile.TarFile, name: str, text: str, mode: int = 0o644) -> 
     tar.addfile(info, io.BytesIO(data))
 
 
-def _add_symlink(tar: tarfile.TarFile, name: str, target: str) -> None:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname = tarfile.SYMTYPE, target
-    tar.addfile(info)
-
-
 def _add_dir(tar: tarfile.TarFile, name: str, mode: int = 0o755) -> None:
     info = tarfile.TarInfo(name.lstrip("/"))
     info.type, info.mode = tarfile.DIRTYPE, mode
@@ -167,7 +163,7 @@ def build_rootfs(cfg: SimConfig, dest: Path, work: Path) -> None:
         _add_text(tar, "etc/profile", PROFILE)
         venv_bin = cfg.python_prefixes[0] / "bin"
         for program in VENV_PROGRAMS:
-            _add_symlink(tar, f"usr/local/bin/{program}", str(venv_bin / program))
+            _add_text(tar, f"usr/local/bin/{program}", f'#!/bin/sh\nexec {venv_bin / program} "$@"\n', 0o755)
         _add_text(tar, "etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n")
         if Path("/etc/os-release").exists():
             _add_file(tar, Path("/etc/os-release"), seen)
