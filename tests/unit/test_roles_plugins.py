@@ -68,3 +68,13 @@ def test_interrupted_download_resumes_from_the_partial_file(tmp_path: Path) -> N
     assert fetch._download(source.as_uri(), str(part), 5) == 0
     assert part.read_bytes() == data
     assert fetch._sha256(str(part)) == hashlib.sha256(data).hexdigest()
+
+
+def test_clock_skew_counts_only_what_the_ssh_delay_cannot_explain() -> None:
+    # Sent at 100.0, answered at 106.0: a host clock read anywhere in between is in sync.
+    assert table.ascend_preflight_clock({"host_time": 105.2, "controller_time": 100.0}, 106.0, 5)["ok"]
+    behind = table.ascend_preflight_clock({"host_time": 40.0, "controller_time": 100.0}, 106.0, 5)
+    ahead = table.ascend_preflight_clock({"host_time": 120.0, "controller_time": 100.0}, 106.0, 5)
+    assert not behind["ok"] and behind["actual"].startswith("-60.0 s")
+    assert not ahead["ok"] and ahead["actual"].startswith("+14.0 s")
+    assert "chrony" in ahead["fix"]

@@ -10,8 +10,29 @@ short_description: Collect the failing preflight checks of every host
 _COLUMNS = ("host", "npu", "check", "actual", "fix")
 
 
+def ascend_preflight_clock(probe: dict, received: float, limit: float) -> dict:
+    """The clock check of one host, from its time and the controller's send and receive times.
+
+    The host read its clock somewhere between the controller sending the task and getting the
+    answer, so only an offset outside that window is certain: the check reports the smallest
+    offset consistent with the window, never the network or SSH delay.
+    """
+    host, sent = float(probe["host_time"]), float(probe.get("controller_time") or received)
+    skew = (host - received) if host > received else (host - sent) if host < sent else 0.0
+    ok = abs(skew) <= float(limit)
+    return {
+        "check": "clock skew",
+        "npu": "-",
+        "ok": ok,
+        "actual": f"{skew:+.1f} s vs control machine (measured within {received - sent:.1f} s)",
+        "expected": f"within {float(limit):g} s",
+        "fix": "" if ok else (f"synchronise the clock (chrony or ntp) with the other nodes and the control machine; "
+                              f"HCCL needs them within {float(limit):g} s"),
+    }
+
+
 def ascend_preflight_failures(
-    hostvars: dict, hosts: list, waived: list | None = None, key: str = "__ascend_preflight_probe"
+    hostvars: dict, hosts: list, waived: list | None = None, key: str = "__ascend_preflight_result"
 ) -> list[dict]:
     """Failing checks of every host as rows {host, npu, check, actual, expected, fix}.
 
@@ -22,7 +43,7 @@ def ascend_preflight_failures(
     rows: list[dict] = []
     for host in hosts:
         host_vars = hostvars.get(host) or {}
-        result = host_vars.get(key) or {}
+        result = host_vars.get(key) or host_vars.get("__ascend_preflight_probe") or {}
         checks = result.get("checks")
         if checks is None:
             reason = result.get("msg") or "the probe did not run (host unreachable or failed earlier)"
@@ -72,6 +93,7 @@ class FilterModule:
 
     def filters(self) -> dict:
         return {
+            "ascend_preflight_clock": ascend_preflight_clock,
             "ascend_preflight_failures": ascend_preflight_failures,
             "ascend_preflight_table": ascend_preflight_table,
         }

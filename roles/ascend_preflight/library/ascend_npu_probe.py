@@ -157,8 +157,9 @@ def main() -> None:
     params = module.params
     now = time.time()
     probe: dict = {"npus": [], "processes": [], "links": {}}
-    if params["controller_time"]:
-        probe["clock_skew_s"] = round(now - params["controller_time"], 1)
+    # The clock check needs the time the controller got the answer too: see ascend_preflight_clock.
+    probe["host_time"] = now
+    probe["controller_time"] = params["controller_time"]
     env = {"LD_LIBRARY_PATH": _DRIVER_LIBS + ":" + os.environ.get("LD_LIBRARY_PATH", "")}
 
     probe["npu_smi_candidates"] = {p: _kind(p) for p in params["npu_smi_paths"]}

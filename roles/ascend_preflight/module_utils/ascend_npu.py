@@ -184,8 +184,9 @@ def evaluate(probe: dict, limits: dict) -> list[dict]:
     """Every preflight check of one host, passing or not.
 
     `probe` is what `ascend_npu_probe` collected; `limits` holds the expectations:
-    npu_count, driver_min, firmware_min, min_free_disk_gb, min_shm_gb, max_clock_skew_s,
-    check_hccn, data_dir.
+    npu_count, driver_min, firmware_min, min_free_disk_gb, min_shm_gb, check_hccn, data_dir.
+    The clock check needs the controller's receive time and is made there
+    (filter_plugins/ascend_preflight.py, ascend_preflight_clock).
     """
     checks: list[dict] = []
     smi_paths = probe.get("npu_smi_candidates", {})
@@ -293,12 +294,4 @@ def evaluate(probe: dict, limits: dict) -> list[dict]:
                f"enlarge /dev/shm to at least {need_shm:g} GB (`mount -o remount,size={need_shm:g}G /dev/shm` "
                "and in /etc/fstab), or lower ascend_preflight_min_shm_gb")
     )
-    skew = probe.get("clock_skew_s")
-    if skew is not None:
-        limit = float(limits["max_clock_skew_s"])
-        checks.append(
-            _check("clock skew", abs(skew) <= limit, f"{skew:+.1f} s vs control machine",
-                   f"within {limit:g} s", f"synchronise the clock (chrony or ntp) with the other nodes and the "
-                   f"control machine; HCCL needs them within {limit:g} s")
-        )
     return checks
