@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runner.exec.cluster import close, connect, make_nodes
+from runner.exec.cluster import close, make_nodes
 from runner.exec.stages import Session, StageJob
 from runner.inventory import Host, load_hosts
 from runner.logstream import LogStream
@@ -50,8 +50,7 @@ def time_runner(hosts: list[Host], runs: Path) -> tuple[float, float]:
     session = Session(run, state, nodes, LogStream(run.log_path, None))
     try:
         started = time.perf_counter()
-        connect(nodes)
-        session.prepare()
+        session.prepare()  # connects every node and starts its agent
         session.run_stage(stages[0])
         first = time.perf_counter() - started
         started = time.perf_counter()

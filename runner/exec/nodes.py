@@ -24,8 +24,10 @@ from runner.runs import stage_key
 
 SUPERVISOR_SOURCE = Path(__file__).resolve().parent.parent / "supervisor.py"
 # Where stages run, the runner's own helpers use `ascend_runner_python` if the inventory sets it,
-# else the first of python3 and python on PATH.
-PYTHON_LOOKUP = '"$(command -v python3 || command -v python || echo python3)"'
+# else the system interpreter, else the first of python3 and python on PATH. They need only the
+# standard library, and the system interpreter starts fastest: a version-manager shim on PATH
+# (pyenv, conda) costs a shell script per start, which adds up over many nodes.
+PYTHON_LOOKUP = '"$(command -v /usr/bin/python3 || command -v python3 || command -v python || echo python3)"'
 FREE_PORT_RANGE = (20000, 40000)
 # Reads "<length>\n<supervisor source>" from stdin, writes it to argv[1], runs its agent on the
 # rest of stdin.

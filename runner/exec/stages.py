@@ -152,9 +152,23 @@ class Session:
         all nodes at once. A node whose agent does not start runs its stages with one SSH command
         each instead."""
         if agents:
-            started = fan_out(self.nodes, lambda n: n.start_agent(self.node_timeout))
-            for node, outcome in started.failed.items():
-                self.stream.note(f"{node}: {outcome}; its stages start with one SSH command each")
+            # One task per node connects (if not yet) and starts its agent, so a node that is up
+            # early does not wait for the slowest connection before its agent starts.
+            def connect_and_start(node: Node) -> str | None:
+                opener = getattr(node.transport, "open", None)
+                if opener is not None:
+                    opener()  # a connection error fails the node
+                try:
+                    node.start_agent(self.node_timeout)
+                except ExecError as exc:
+                    return str(exc)  # no agent: the node falls back to one SSH command per stage
+                return None
+
+            started = fan_out(self.nodes, connect_and_start)
+            raise_for_failures(started.outcomes, "connecting")
+            for node, outcome in started.succeeded.items():
+                if outcome is not None:
+                    self.stream.note(f"{node}: {outcome}; its stages start with one SSH command each")
         # Nodes without an agent: upload the supervisor and check that Python runs there.
         plain = [n for n in self.nodes if n.agent is None]
         raise_for_failures(fan_out(plain, lambda n: n.prepare()).outcomes, "preparing the nodes")
