@@ -102,7 +102,7 @@ def _stack_vars(cfg: SimConfig, report: Report) -> str:
         return "stand-in stack not available (runner.standin.simvars missing): stack.yml not written"
     report("stand-in MindSpeed stack, dataset and model (cached)")
     write_sim_inventory_vars(cfg.inventory_dir, cfg.cache_dir)
-    return f"{cfg.inventory_dir / 'group_vars' / 'all' / 'stack.yml'}"
+    return f"{cfg.inventory_dir / 'group_vars' / 'ascend' / 'stack.yml'}"
 
 
 # ---- down ------------------------------------------------------------------------------------

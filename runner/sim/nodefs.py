@@ -261,6 +261,13 @@ def _devices(cfg: SimConfig, dev: Path) -> None:
             path.chmod(0o660)
 
 
+ROOT_SHELL_RC = """\
+# Shell start-up of root on a simulated Atlas node (written by `runner sim up`).
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+"""
+
+
 def build_node(cfg: SimConfig, k: int) -> None:
     """Write every file of node k (idempotent: an existing tree is refreshed)."""
     node = cfg.node_dir(k)
@@ -293,6 +300,11 @@ def build_node(cfg: SimConfig, k: int) -> None:
         link.symlink_to("/usr/local/Ascend/driver/tools/hccn_tool")
     for sub in ("slog", "profiling", "dump"):
         (node / "upper" / "var" / "log" / "npu" / sub).mkdir(parents=True, exist_ok=True)
+
+    # root's shell start-up is a plain host's, not this machine's: a developer's .bashrc (pyenv,
+    # conda) would run in every SSH session of every node, and its rehash locks can stall them.
+    for name in (".bashrc", ".profile"):
+        _write(node / "upper" / "root" / name, ROOT_SHELL_RC)
 
     _write(node / "sshd_config", sshd_config(cfg, k), 0o600)
     _write(node / "boot.sh", boot_script(cfg, k), 0o755)

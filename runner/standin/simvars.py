@@ -2,7 +2,7 @@
 
 ``runner sim up`` calls ``write_sim_inventory_vars`` last. It builds (or reuses, everything is
 cached under ``state_dir``) the stand-in git bundles, the tiny model and the sample dataset,
-and writes ``<inventory_dir>/group_vars/all/stack.yml`` with the variables of
+and writes ``<inventory_dir>/group_vars/ascend/stack.yml`` with the variables of
 docs/contracts.md "Provisioning inputs the simulator also writes", so provisioning runs
 offline against the simulator exactly as it would at an offline site.
 """
@@ -18,7 +18,8 @@ from runner.standin.bundles import build_bundles
 from runner.standin.sample_data import make_sample_dataset
 from runner.standin.tiny_model import make_tiny_model
 
-STACK_FILE = Path("group_vars") / "all" / "stack.yml"
+# group_vars/ascend/ wins over group_vars/all/ (versions.yml), so the stand-in refs are the ones used.
+STACK_FILE = Path("group_vars") / "ascend" / "stack.yml"
 HEADER = ("# Written by `runner sim up` (runner/standin/simvars.py): the simulator's stand-in MindSpeed\n"
           "# stack (TEST DOUBLES, not MindSpeed), tiny model and sample data. Rewritten on every\n"
           "# `runner sim up`; do not edit.\n")
@@ -48,7 +49,7 @@ def sim_stack_vars(state_dir: Path, data_dir: str = "/mnt/data") -> dict[str, An
 
 
 def write_sim_inventory_vars(inventory_dir: Path, state_dir: Path) -> None:
-    """Write ``inventory_dir/group_vars/all/stack.yml`` for the simulated cluster."""
+    """Write ``inventory_dir/group_vars/ascend/stack.yml`` for the simulated cluster."""
     variables = sim_stack_vars(state_dir)
     target = Path(inventory_dir) / STACK_FILE
     target.parent.mkdir(parents=True, exist_ok=True)

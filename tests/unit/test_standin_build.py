@@ -162,7 +162,7 @@ def test_tiny_model_weights_are_readable_safetensors(bundles: dict, tmp_path: Pa
 def test_stack_yml_has_every_provisioning_input_of_the_contract(tmp_path: Path) -> None:
     inventory, state = tmp_path / "inventory", tmp_path / "state"
     write_sim_inventory_vars(inventory, state)
-    data = yaml.safe_load((inventory / "group_vars/all/stack.yml").read_text())
+    data = yaml.safe_load((inventory / "group_vars/ascend/stack.yml").read_text())
     assert data["mindspeed_stack_source"] == "bundle"
     bundle_dir = Path(data["mindspeed_stack_bundle_dir"])
     for name in REPOS:
