@@ -62,7 +62,8 @@ def _read_json(path: str) -> dict | None:
         return None
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -98,7 +99,7 @@ def tagged_pids(run_id: str, stage_dir: str | None = None, pgid: int | None = No
                 match = os.getpgid(pid) == pgid
             except OSError:
                 match = False
-        if match and _alive(pid):
+        if match and pid_alive(pid):
             found.append(pid)
     return sorted(found)
 
@@ -191,7 +192,7 @@ def _start(args: argparse.Namespace) -> tuple[int, str]:
     if not os.path.isfile(os.path.join(stage_dir, SCRIPT)):
         return 2, f"no {SCRIPT} in {stage_dir}"
     current = _read_json(os.path.join(stage_dir, PIDFILE))
-    if current and not os.path.exists(os.path.join(stage_dir, EXIT_FILE)) and _alive(current["supervisor_pid"]):
+    if current and not os.path.exists(os.path.join(stage_dir, EXIT_FILE)) and pid_alive(current["supervisor_pid"]):
         return 3, f"stage already running under supervisor {current['supervisor_pid']}"
     for name in (EXIT_FILE, PIDFILE, STOP_FILE):
         with contextlib.suppress(FileNotFoundError):
@@ -269,7 +270,7 @@ def stage_status(stage_dir: str) -> dict:
         status.update(state="exited", exit_code=int(exit_text))
     elif info is None:
         status.update(state="not-started", exit_code=None)
-    elif _alive(info["supervisor_pid"]):
+    elif pid_alive(info["supervisor_pid"]):
         status.update(state="running", exit_code=None)
     else:
         status.update(state="lost", exit_code=None)

@@ -30,6 +30,7 @@ from runner.exec.stages import (
 from runner.inventory import DEFAULT_GROUP, Host, load_hosts
 from runner.logstream import LogStream
 from runner.runs import RunDir, RunState, StageRecord
+from runner.supervisor import pid_alive
 
 CHECKPOINT_TRACKER = "latest_checkpointed_iteration.txt"
 
@@ -124,7 +125,7 @@ class Launch:
         if opts.resume:
             run = RunDir.open(opts.runs_dir, opts.resume)
             old = run.read_state()
-            if old.status == "running" and old.control_pid and _pid_alive(old.control_pid):
+            if old.status == "running" and old.control_pid and pid_alive(old.control_pid):
                 raise InputError(
                     f"run {old.run_id} is still being launched by process {old.control_pid}",
                     hint=f"wait for it, or `runner stop {old.run_id}` first",
@@ -277,13 +278,3 @@ class Launch:
             # Everything after the first stage that runs again runs again too.
             break
         return skipped, resume_iteration
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
