@@ -7,13 +7,11 @@ the stand-in git bundles, the model and the shards from the control machine.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shlex
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,44 +25,6 @@ REPO = Path(__file__).resolve().parents[2]
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
-_STALE_LOCK = (
-    'f=/root/.pyenv/shims/.pyenv-shim; '
-    'if [ -e "$f" ] && [ $(( $(date +%s) - $(stat -c %Y "$f") )) -gt 5 ]; then rm -f "$f"; fi'
-)
-
-
-def _clear_stale_pyenv_locks(state_dir: Path) -> None:
-    """Work around a hazard of this machine, not of the playbooks: root's .bashrc runs
-    `pyenv rehash` in every SSH session, and a node's overlay of /root can keep showing a rehash
-    lock the host's own shells created and removed meanwhile; every later session then waits 60 s
-    for it. A lock older than 5 s is stale (a rehash takes well under a second): it is removed
-    inside each node's mount namespace, which touches nothing else."""
-    for pidfile in sorted(Path(state_dir, "nodes").glob("*/sshd.pid")):
-        pid = pidfile.read_text().strip()
-        if pid.isdigit() and Path(f"/proc/{pid}/ns/mnt").exists():
-            subprocess.run(["nsenter", f"--mount=/proc/{pid}/ns/mnt", "sh", "-c", _STALE_LOCK],
-                           check=False, timeout=10, capture_output=True)
-
-
-@contextlib.contextmanager
-def _lock_janitor(state_dir: Path) -> Iterator[None]:
-    """Clear stale rehash locks every 2 s while a playbook runs."""
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(2):
-            _clear_stale_pyenv_locks(state_dir)
-
-    _clear_stale_pyenv_locks(state_dir)
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=15)
-
-
 def run_playbook(sim: Any, playbook: str, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
     """Run a playbook of this repo against the cluster's inventory, as a user would."""
     env = {
@@ -74,11 +34,10 @@ def run_playbook(sim: Any, playbook: str, *args: str, timeout: float = 1200) -> 
         "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(Path(sim.state_dir) / "ansible-facts"),
         "ANSIBLE_NOCOLOR": "1",
     }
-    with _lock_janitor(Path(sim.state_dir)):
-        return subprocess.run(
-            ["ansible-playbook", "-i", str(sim.inventory_dir), playbook, *args],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-        )
+    return subprocess.run(
+        ["ansible-playbook", "-i", str(sim.inventory_dir), playbook, *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )
 
 
 def recap(proc: subprocess.CompletedProcess[str]) -> dict[str, dict[str, int]]:
