@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -30,6 +30,18 @@ class CommandResult:
 
 class StreamTimeout(Exception):
     """No bytes arrived on a stream within the idle timeout: the node may be gone."""
+
+
+def lines_of(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Byte chunks as they arrive -> text lines (the last one even without a newline)."""
+    buf = b""
+    for chunk in chunks:
+        buf += chunk
+        *done, buf = buf.split(b"\n")
+        for line in done:
+            yield line.decode("utf-8", errors="replace")
+    if buf:
+        yield buf.decode("utf-8", errors="replace")
 
 
 class Stream(Protocol):

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 
 from runner.errors import ExecError
-from runner.exec.base import DEFAULT_TIMEOUT_S, CommandResult, StreamTimeout
+from runner.exec.base import DEFAULT_TIMEOUT_S, CommandResult, StreamTimeout, lines_of
 
 
 class LocalStream:
@@ -39,11 +39,13 @@ class LocalStream:
         self._proc.stdin.flush()
 
     def lines(self, idle_timeout: float) -> Iterator[str]:
+        return lines_of(self._chunks(idle_timeout))
+
+    def _chunks(self, idle_timeout: float) -> Iterator[bytes]:
         assert self._proc.stdout is not None
         fd = self._proc.stdout.fileno()
         sel = selectors.DefaultSelector()
         sel.register(fd, selectors.EVENT_READ)
-        buf = b""
         try:
             while True:
                 if not sel.select(timeout=idle_timeout):
@@ -51,12 +53,7 @@ class LocalStream:
                 chunk = os.read(fd, 65536)
                 if not chunk:
                     break
-                buf += chunk
-                *done, buf = buf.split(b"\n")
-                for line in done:
-                    yield line.decode("utf-8", errors="replace")
-            if buf:
-                yield buf.decode("utf-8", errors="replace")
+                yield chunk
             self._proc.wait()
         finally:
             sel.close()

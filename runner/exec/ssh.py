@@ -17,7 +17,7 @@ import paramiko
 from fabric import Connection
 
 from runner.errors import ExecError
-from runner.exec.base import DEFAULT_TIMEOUT_S, CommandResult, StreamTimeout
+from runner.exec.base import DEFAULT_TIMEOUT_S, CommandResult, StreamTimeout, lines_of
 from runner.inventory import Host
 
 CONNECT_TIMEOUT_S = 10
@@ -31,21 +31,18 @@ class SSHStream:
         self._chan = channel
 
     def lines(self, idle_timeout: float) -> Iterator[str]:
+        return lines_of(self._chunks(idle_timeout))
+
+    def _chunks(self, idle_timeout: float) -> Iterator[bytes]:
         self._chan.settimeout(idle_timeout)
-        buf = b""
         while True:
             try:
                 chunk = self._chan.recv(65536)
             except TimeoutError as exc:
                 raise StreamTimeout(f"no output for {idle_timeout:.0f} s") from exc
             if not chunk:
-                break
-            buf += chunk
-            *done, buf = buf.split(b"\n")
-            for line in done:
-                yield line.decode("utf-8", errors="replace")
-        if buf:
-            yield buf.decode("utf-8", errors="replace")
+                return
+            yield chunk
 
     def send(self, data: bytes) -> None:
         self._chan.sendall(data)
