@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from http_files import FileServer, Request
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -22,6 +24,7 @@ def _load(name: str, path: Path) -> ModuleType:
 
 table = _load("ascend_preflight_filters", ROOT / "roles/ascend_preflight/filter_plugins/ascend_preflight.py")
 fetch = _load("model_assets_fetch", ROOT / "roles/model_assets/library/model_assets_fetch.py")
+verify = _load("model_assets_verify", ROOT / "roles/model_assets/library/model_assets_verify.py")
 
 
 def _result(*failing: tuple[str, object]) -> dict:
@@ -68,6 +71,43 @@ def test_interrupted_download_resumes_from_the_partial_file(tmp_path: Path) -> N
     assert fetch._download(source.as_uri(), str(part), 5) == 0
     assert part.read_bytes() == data
     assert fetch._sha256(str(part)) == hashlib.sha256(data).hexdigest()
+
+
+def test_interrupted_http_download_asks_for_the_rest_only(tmp_path: Path) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    data = bytes(range(256)) * 1000
+    (served / "shard.parquet").write_bytes(data)
+    part = tmp_path / "dest.parquet.part"
+    part.write_bytes(data[:1000])
+    with FileServer({"data": served}) as server:
+        assert fetch._download(server.url("data/shard.parquet"), str(part), 5) == 1000
+        assert server.requests == [Request("/data/shard.parquet", "bytes=1000-", 206)]
+        assert part.read_bytes() == data
+        # A partial file that is already whole: the server answers 416 and nothing is fetched again.
+        assert fetch._download(server.url("data/shard.parquet"), str(part), 5) == len(data)
+        assert server.requests[-1].status == 416
+    assert part.read_bytes() == data
+
+
+def test_re_verifying_unchanged_files_hashes_nothing_but_a_changed_file_is_hashed_again(tmp_path: Path) -> None:
+    weights = tmp_path / "model"
+    weights.mkdir()
+    files = {"a.safetensors": b"a" * 5000, "b.safetensors": b"b" * 7000}
+    for name, data in files.items():
+        (weights / name).write_bytes(data)
+    manifest = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+
+    missing, mismatched, cache, hashed = verify.verify(str(weights), manifest, {})
+    assert (missing, mismatched, hashed, len(cache)) == ([], [], 2, 2)
+    assert verify.verify(str(weights), manifest, cache)[3] == 0  # the re-run reads no file
+
+    (weights / "b.safetensors").write_bytes(b"B" * 7000)  # same size, new content and mtime
+    missing, mismatched, cache2, hashed = verify.verify(str(weights), manifest, cache)
+    assert hashed == 1 and [m["path"] for m in mismatched] == ["b.safetensors"]
+    assert str(weights / "b.safetensors") not in cache2  # a mismatch is never remembered as good
+    (weights / "a.safetensors").unlink()
+    assert verify.verify(str(weights), manifest, cache2)[0] == ["a.safetensors"]
 
 
 def test_clock_skew_counts_only_what_the_ssh_delay_cannot_explain() -> None:

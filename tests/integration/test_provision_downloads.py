@@ -1,0 +1,104 @@
+"""`assets.yml` with the online sources: weights from a base URL and dataset shards from a URL list.
+
+The files are served over HTTP from the simulator's bridge address (the control machine's side of
+the simulated network), with Range support, so the nodes download them as they would from a
+mirror; nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from http_files import FileServer
+from test_provision import assert_ok, recap, run_playbook, sh, stack_vars
+
+pytestmark = pytest.mark.integration
+
+MODEL_DEST = "/mnt/data/online/Qwen25Math7B"
+DATASET_DEST = "/mnt/data/online/OpenR1Math220K"
+
+
+@pytest.fixture(scope="module")
+def cluster(sim_cluster_factory: Any) -> Iterator[Any]:
+    with sim_cluster_factory(nodes=1) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def mirror(cluster: Any) -> Iterator[FileServer]:
+    stack = stack_vars(cluster)
+    roots = {"model": Path(stack["model_assets_model_local_dir"]),
+             "data": Path(stack["model_assets_dataset_local_dir"])}
+    with FileServer(roots, host=cluster.config.host_ip) as server:
+        yield server
+
+
+def online_vars(cluster: Any, mirror: FileServer) -> list[str]:
+    shards = sorted(stack_vars(cluster)["model_assets_dataset_sha256"])
+    return ["-e", json.dumps({
+        "model_assets_model_source": "url",
+        "model_assets_model_url": mirror.url("model/"),
+        "model_assets_model_dest": MODEL_DEST,
+        "model_assets_dataset_source": "urls",
+        "model_assets_dataset_urls": [mirror.url(f"data/{name}") for name in shards],
+        "model_assets_dataset_dest": DATASET_DEST,
+    })]
+
+
+def sha256_on_node(cluster: Any, directory: str) -> dict[str, str]:
+    out = sh(cluster, 0, f"cd {directory} && find . -type f -print0 | xargs -0 sha256sum")
+    return {name.removeprefix("./"): digest for digest, name in (line.split(maxsplit=1) for line in out.splitlines())}
+
+
+@pytest.fixture(scope="module")
+def downloaded(cluster: Any, mirror: FileServer) -> Any:
+    assert_ok(run_playbook(cluster, "playbooks/assets.yml", *online_vars(cluster, mirror)), cluster.nodes)
+    return cluster
+
+
+def test_weights_and_shards_arrive_from_the_urls_with_their_manifest_checksums(downloaded: Any,
+                                                                              mirror: FileServer) -> None:
+    stack = stack_vars(downloaded)
+    assert sha256_on_node(downloaded, MODEL_DEST) == stack["model_assets_model_sha256"]
+    assert sha256_on_node(downloaded, DATASET_DEST) == stack["model_assets_dataset_sha256"]
+    fetched = {r.path for r in mirror.requests if r.status == 200}
+    assert {f"/data/{name}" for name in stack["model_assets_dataset_sha256"]} <= fetched
+
+
+def test_second_run_downloads_nothing(downloaded: Any, mirror: FileServer) -> None:
+    before = len(mirror.requests)
+    summary = assert_ok(run_playbook(downloaded, "playbooks/assets.yml", *online_vars(downloaded, mirror)),
+                        downloaded.nodes)
+    assert all(s["changed"] == 0 for s in summary.values())
+    assert mirror.requests[before:] == []
+
+
+def test_interrupted_shard_download_resumes_where_it_stopped(downloaded: Any, mirror: FileServer) -> None:
+    name = sorted(stack_vars(downloaded)["model_assets_dataset_sha256"])[0]
+    shard = f"{DATASET_DEST}/{name}"
+    # What an interrupted download leaves: the first part of the file next to where it goes.
+    sh(downloaded, 0, f"head -c 1000 {shard} > {shard}.part && rm {shard}")
+    before = len(mirror.requests)
+    proc = run_playbook(downloaded, "playbooks/assets.yml", *online_vars(downloaded, mirror))
+    assert_ok(proc, downloaded.nodes)
+    assert [(r.path, r.range, r.status) for r in mirror.requests[before:]] == [(f"/data/{name}", "bytes=1000-", 206)]
+    assert sha256_on_node(downloaded, DATASET_DEST)[name] == stack_vars(downloaded)["model_assets_dataset_sha256"][name]
+    assert sh(downloaded, 0, f"ls {DATASET_DEST}").split().count(f"{name}.part") == 0
+
+
+def test_a_shard_that_differs_from_the_manifest_fails_naming_it_and_leaves_nothing(downloaded: Any,
+                                                                                  mirror: FileServer) -> None:
+    stack = stack_vars(downloaded)
+    name = sorted(stack["model_assets_dataset_sha256"])[1]
+    wrong = {**stack["model_assets_dataset_sha256"], name: "0" * 64}
+    sh(downloaded, 0, f"rm {DATASET_DEST}/{name}")
+    proc = run_playbook(downloaded, "playbooks/assets.yml", *online_vars(downloaded, mirror),
+                        "-e", json.dumps({"model_assets_dataset_sha256": wrong}))
+    assert proc.returncode != 0 and recap(proc)[downloaded.nodes[0]]["failed"] > 0
+    assert f"data/{name} has sha256" in proc.stdout and "the manifest says" in proc.stdout
+    listed = sh(downloaded, 0, f"ls {DATASET_DEST}").split()
+    assert name not in listed and f"{name}.part" not in listed
