@@ -50,6 +50,7 @@ class StagePlan(Frozen):
     guard_outputs: tuple[str, ...] = ()  # existing paths the stage refuses to overwrite without --force
     distribute: bool = False  # local storage: copy node 0's outputs to every other node
     collect: bool = False  # local storage: gather every node's outputs on node 0
+    share: tuple[str, ...] = ()  # local storage: files node 0 then sends to every node
 
 
 class MemoryEstimate(Frozen):
@@ -325,10 +326,14 @@ def _stage_plan(job: Job, arch: ModelArch | None, entry: str | CommandStage, nod
         resume = resume_iteration is not None
         args = sa.train_args(job, arch, shared_storage=not local, resume=resume)
         final = posixpath.join(ckpt.save_dir, f"iter_{job.train.iters:07d}")
+        # Only global rank 0 writes the tracker. Every node keeps its own ranks' shards and needs
+        # the tracker to load them (generate, a resumed training); node 0 also gets every shard.
+        tracker = posixpath.join(ckpt.save_dir, "latest_checkpointed_iteration.txt")
         return StagePlan(name="train", kind="train", placement="all", node_indices=all_nodes, launcher=distributed,
                          entry=script, args=tuple(args),
                          inputs=(sa.data_path(job), ckpt.save_dir if resume else ckpt.mcore_dir),
-                         outputs=(final,), prepare_dirs=(ckpt.save_dir,), collect=local)
+                         outputs=(final,), prepare_dirs=(ckpt.save_dir,), collect=local,
+                         share=(tracker,) if local else ())
     if entry == "generate":
         load = ckpt.save_dir if "train" in job.stage_names else ckpt.mcore_dir
         return StagePlan(name="generate", kind="generate", placement="all", node_indices=all_nodes,

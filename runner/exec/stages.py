@@ -51,6 +51,7 @@ class StageJob:
     outputs: tuple[str, ...] = ()
     distribute: bool = False
     collect: bool = False
+    share: tuple[str, ...] = ()
     msrun: bool = False
 
     def record(self, hosts: Sequence[str]) -> StageRecord:
@@ -79,6 +80,7 @@ def stages_from_plan(plan: Any, scripts: Mapping[tuple[int, str], str]) -> list[
                 outputs=tuple(stage.outputs),
                 distribute=bool(getattr(stage, "distribute", False)),
                 collect=bool(getattr(stage, "collect", False)),
+                share=tuple(getattr(stage, "share", ())),
                 msrun=bool(getattr(stage, "msrun", False)),
             )
         )
@@ -189,6 +191,11 @@ class Session:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(stage.scripts[node.index])
         record.inputs_hash = inputs_hash(stage, nodes[0].sizes(list(stage.inputs)))
+        if stage.share and self.storage == "local":
+            # A resumed stage: every node loads its own shards, so it needs node 0's tracker first.
+            present = [p for p, size in nodes[0].sizes(list(stage.share)).items() if size >= 0]
+            if present:
+                self._distribute(stage, nodes[0], present)
         now = time.time()
         record.state = "running"
         record.nodes = {str(n.index): NodeStage(host=n.name, state="running", started=now) for n in nodes}
@@ -203,17 +210,19 @@ class Session:
         if missing:
             self.stream.note(f"stage {stage.name!r} finished but did not write {', '.join(missing)}")
         if stage.distribute and self.storage == "local" and stage.outputs:
-            self._distribute(stage, nodes[0])
+            self._distribute(stage, nodes[0], stage.outputs)
         if stage.collect and self.storage == "local" and stage.outputs:
             self._collect(stage, nodes)
+        if stage.share and self.storage == "local":
+            self._distribute(stage, nodes[0], stage.share)
 
-    def _distribute(self, stage: StageJob, source: Node) -> None:
+    def _distribute(self, stage: StageJob, source: Node, paths: Sequence[str]) -> None:
         others = [n for n in self.nodes if n is not source]
         if not others:
             return
-        self.stream.note(f"copying the outputs of {stage.name!r} from {source.label()} to the other nodes")
+        self.stream.note(f"copying {', '.join(paths)} ({stage.name}) from {source.label()} to the other nodes")
         raise_for_failures(
-            fan_out(others, lambda n: source.copy_to(n, list(stage.outputs))).outcomes,
+            fan_out(others, lambda n: source.copy_to(n, list(paths))).outcomes,
             f"copying the outputs of stage {stage.name!r}",
         )
 

@@ -107,6 +107,9 @@ def test_local_storage_preprocesses_everywhere_and_copies_the_conversion() -> No
     assert plan.stage("preprocess").node_indices == (0, 1)
     assert plan.stage("convert").distribute
     assert plan.stage("train").collect
+    # Only rank 0 writes the tracker; the other nodes need it to load their own shards.
+    assert plan.stage("train").share == (f"{plan.stage('train').outputs[0].rsplit('/', 1)[0]}/latest_checkpointed_iteration.txt",)
+    assert plan_of().stage("train").share == ()
     assert "--no-shared-storage" in plan.stage("train").args
     assert "--no-shared-storage" not in plan_of().stage("train").args
 
