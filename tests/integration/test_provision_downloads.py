@@ -1,13 +1,16 @@
-"""`assets.yml` with the online sources: weights from a base URL and dataset shards from a URL list.
+"""`assets.yml` with the online sources: weights from a base URL or ModelScope, dataset shards from
+a URL list.
 
 The files are served over HTTP from the simulator's bridge address (the control machine's side of
 the simulated network), with Range support, so the nodes download them as they would from a
-mirror; nothing leaves the machine.
+mirror; nothing leaves the machine. ModelScope's hub is not reachable here, so its CLI is stood in
+for by a script that takes the same command line and copies the tiny model.
 """
 
 from __future__ import annotations
 
 import json
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -102,3 +105,28 @@ def test_a_shard_that_differs_from_the_manifest_fails_naming_it_and_leaves_nothi
     assert f"data/{name} has sha256" in proc.stdout and "the manifest says" in proc.stdout
     listed = sh(downloaded, 0, f"ls {DATASET_DEST}").split()
     assert name not in listed and f"{name}.part" not in listed
+
+
+def test_modelscope_source_runs_the_cli_with_the_model_id_and_checks_what_it_wrote(downloaded: Any) -> None:
+    stack = stack_vars(downloaded)
+    # The simulated nodes see the control machine's files, so the stand-in CLI lives in the state dir.
+    cli = Path(downloaded.state_dir) / "fake-modelscope"
+    cli.write_text(
+        "#!/bin/sh\n"
+        'echo "$@" > /tmp/modelscope-argv\n'
+        '[ "$1" = download ] && [ "$2" = --model ] && [ "$4" = --local_dir ] || exit 2\n'
+        f'cp -r {stack["model_assets_model_local_dir"]}/. "$5"\n'
+    )
+    cli.chmod(cli.stat().st_mode | stat.S_IXUSR)
+    dest = "/mnt/data/online/from-modelscope"
+    proc = run_playbook(downloaded, "playbooks/assets.yml", "-e", json.dumps({
+        "model_assets_model_source": "modelscope",
+        "model_assets_model_id": "Qwen/Qwen2.5-Math-7B",
+        "model_assets_modelscope_command": [str(cli)],
+        "model_assets_model_dest": dest,
+        "model_assets_dataset_source": "none",
+    }))
+    assert_ok(proc, downloaded.nodes)
+    argv = sh(downloaded, 0, "cat /tmp/modelscope-argv").split()
+    assert argv == ["download", "--model", "Qwen/Qwen2.5-Math-7B", "--local_dir", dest]
+    assert sha256_on_node(downloaded, dest) == stack["model_assets_model_sha256"]
