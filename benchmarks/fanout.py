@@ -106,12 +106,13 @@ def main() -> int:
             if pdsh is not None:
                 figures["pdsh -R ssh"].append(pdsh)
             figures["sequential ssh"].append(time_sequential(hosts))
-    print(f"no-op on {len(hosts)} nodes, median of {args.repeat} (seconds)")
+    print(f"no-op on {len(hosts)} nodes, median of {args.repeat} (seconds; min-max)")
     medians = {name: statistics.median(values) for name, values in figures.items() if values}
     pdsh = medians.get("pdsh -R ssh")
     for name, value in medians.items():
         ratio = f"  {value / pdsh:5.2f} x pdsh" if pdsh else ""
-        print(f"  {name:<20} {value:7.3f}{ratio}")
+        spread = f"  ({min(figures[name]):.3f}-{max(figures[name]):.3f})"
+        print(f"  {name:<20} {value:7.3f}{ratio}{spread}")
     if pdsh:
         print(
             f"targets: first stage <= pdsh ({'met' if medians['runner first stage'] <= pdsh else 'NOT met'}), "

@@ -259,6 +259,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def stage_status(stage_dir: str) -> dict:
     info = _read_json(os.path.join(stage_dir, PIDFILE))
+    # Is the supervisor alive, asked before the exit code is read: it writes the exit code and
+    # then ends, so a supervisor found gone has left its exit code by now. (Read the other way
+    # round, a stage that ends between the two reads would be reported lost.)
+    alive = info is not None and pid_alive(info["supervisor_pid"])
     exit_text = None
     try:
         with open(os.path.join(stage_dir, EXIT_FILE)) as fh:
@@ -270,7 +274,7 @@ def stage_status(stage_dir: str) -> dict:
         status.update(state="exited", exit_code=int(exit_text))
     elif info is None:
         status.update(state="not-started", exit_code=None)
-    elif pid_alive(info["supervisor_pid"]):
+    elif alive:
         status.update(state="running", exit_code=None)
     else:
         status.update(state="lost", exit_code=None)
@@ -363,9 +367,16 @@ def cmd_follow(args: argparse.Namespace) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
+    return agent(args.heartbeat)
+
+
+def agent(heartbeat: float = 1.0) -> int:
     """One long-lived process per node and run: starts stages on request (a fork, not a new
     Python) and follows them, every line tagged with its request id. Ends when its input closes
-    (the runner went away); the stages it started go on under their own supervisors."""
+    (the runner went away); the stages it started go on under their own supervisors.
+
+    The runner's bootstrap calls this directly, without building the command-line parser."""
+    import subprocess  # noqa: F401 - loaded once here, not again in every stage's forked supervisor
     import threading
 
     lock = threading.Lock()
@@ -381,7 +392,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
     def beat() -> None:
         while True:
-            time.sleep(args.heartbeat)
+            time.sleep(heartbeat)
             write("H")
 
     threading.Thread(target=beat, daemon=True).start()

@@ -29,12 +29,15 @@ SUPERVISOR_SOURCE = Path(__file__).resolve().parent.parent / "supervisor.py"
 # (pyenv, conda) costs a shell script per start, which adds up over many nodes.
 PYTHON_LOOKUP = '"$(command -v /usr/bin/python3 || command -v python3 || command -v python || echo python3)"'
 FREE_PORT_RANGE = (20000, 40000)
-# Reads "<length>\n<supervisor source>" from stdin, writes it to argv[1], runs its agent on the
-# rest of stdin.
+# Reads "<length>\n<supervisor source>" from stdin, writes it to argv[1] (making the run directory:
+# no `mkdir` process) and runs its agent on the rest of stdin. It execs the source and calls the
+# agent's entry point itself: runpy and the supervisor's command-line parser cost ~14 ms of CPU per
+# node, and every node's agent starts at once (in the simulator, all on the control machine's cores).
 AGENT_BOOTSTRAP = (
-    "import runpy, sys; n = int(sys.stdin.buffer.readline()); data = sys.stdin.buffer.read(n); "
-    "open(sys.argv[1], 'wb').write(data); sys.argv = [sys.argv[1], 'agent']; "
-    "runpy.run_path(sys.argv[0], run_name='__main__')"
+    "import os, sys; n = int(sys.stdin.buffer.readline()); data = sys.stdin.buffer.read(n); path = sys.argv[1]; "
+    "os.makedirs(os.path.dirname(path), exist_ok=True); open(path, 'wb').write(data); "
+    "scope = {'__name__': 'supervisor', '__file__': path}; exec(compile(data, path, 'exec'), scope); "
+    "sys.exit(scope['agent']())"
 )
 
 
@@ -118,9 +121,7 @@ class Node:
     def start_agent(self, idle_timeout: float) -> None:
         """Create the run directory, upload the supervisor and start this node's agent, in one
         SSH command: the agent's first input is the supervisor's source (length, then bytes)."""
-        command = f"mkdir -p {shlex.quote(self.run_dir)} && exec " + self.wrap(
-            self.py("-S", "-c", AGENT_BOOTSTRAP, self.supervisor_path), stdin=True
-        )
+        command = "exec " + self.wrap(self.py("-S", "-c", AGENT_BOOTSTRAP, self.supervisor_path), stdin=True)
         source = SUPERVISOR_SOURCE.read_bytes()
         stream = self.transport.stream(command, stdin=b"%d\n" % len(source) + source, keep_stdin=True)
         agent = Agent(stream, self.label(), idle_timeout)

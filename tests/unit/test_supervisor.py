@@ -55,6 +55,21 @@ def test_start_returns_at_once_and_records_the_exit_code(tmp_path: Path, run_id:
     assert status["state"] == "exited" and status["exit_code"] == 7
 
 
+def test_a_stage_ending_while_its_status_is_read_is_exited_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stage = _stage(tmp_path, "true\n")
+    (stage / "supervisor.pid").write_text(json.dumps({"supervisor_pid": 1, "pid": 2, "started": 0, "run_id": "r"}))
+
+    def ends_now(pid: int) -> bool:  # the supervisor writes its exit code and ends just now
+        (stage / "exit_code").write_text("0\n")
+        return False
+
+    monkeypatch.setattr(supervisor, "pid_alive", ends_now)
+    status = supervisor.stage_status(str(stage))
+    assert status["state"] == "exited" and status["exit_code"] == 0
+
+
 def test_follow_streams_output_and_msrun_logs_then_the_exit(tmp_path: Path, run_id: str) -> None:
     stage = _stage(
         tmp_path,
