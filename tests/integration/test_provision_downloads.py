@@ -1,10 +1,11 @@
-"""`assets.yml` with the online sources: weights from a base URL or ModelScope, dataset shards from
-a URL list.
+"""The online sources: weights from a base URL or ModelScope, dataset shards from a URL list
+(`assets.yml`), and the image pulled from a registry (`ascend_image_source: pull`).
 
 The files are served over HTTP from the simulator's bridge address (the control machine's side of
 the simulated network), with Range support, so the nodes download them as they would from a
 mirror; nothing leaves the machine. ModelScope's hub is not reachable here, so its CLI is stood in
-for by a script that takes the same command line and copies the tiny model.
+for by a script that takes the same command line and copies the tiny model. The registry is a
+test server with the simulator's saved image, at the same address.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from http_files import FileServer
+from oci_registry import Registry
 from test_provision import assert_ok, recap, run_playbook, sh, stack_vars
 
 pytestmark = pytest.mark.integration
@@ -130,3 +133,30 @@ def test_modelscope_source_runs_the_cli_with_the_model_id_and_checks_what_it_wro
     argv = sh(downloaded, 0, "cat /tmp/modelscope-argv").split()
     assert argv == ["download", "--model", "Qwen/Qwen2.5-Math-7B", "--local_dir", dest]
     assert sha256_on_node(downloaded, dest) == stack["model_assets_model_sha256"]
+
+
+def test_image_source_pull_pulls_a_missing_image_once(cluster: Any) -> None:
+    sim_vars: dict[str, Any] = {}
+    for path in sorted((Path(cluster.inventory_dir) / "group_vars" / "all").glob("*.yml")):
+        sim_vars.update(yaml.safe_load(path.read_text()) or {})
+    with Registry(Path(sim_vars["ascend_image_tarball"]), "mindformers/pull-test", "1",
+                  host=cluster.config.host_ip) as registry:
+        # The test registry speaks plain HTTP, as a site mirror without TLS would.
+        conf = "/etc/containers/registries.conf.d/zz-test-registry.conf"
+        sh(cluster, 0, f"mkdir -p {Path(conf).parent} && printf '[[registry]]\\nlocation = \"{registry.address}\"\\n"
+                       f"insecure = true\\n' > {conf}")
+        pull = ["--tags", "ascend_image", "-e", json.dumps({
+            "ascend_image_source": "pull",
+            "ascend_image_name": f"{registry.address}/mindformers/pull-test",
+            "ascend_image_tag": "1",
+        })]
+        try:
+            summary = assert_ok(run_playbook(cluster, "playbooks/provision.yml", *pull), cluster.nodes)
+            assert summary[cluster.nodes[0]]["changed"] == 1
+            assert ("GET", "/v2/mindformers/pull-test/manifests/1", 200) in registry.requests
+            assert sh(cluster, 0, f"podman image inspect --format '{{{{.Id}}}}' {registry.ref}").strip()
+            asked = len(registry.requests)
+            summary = assert_ok(run_playbook(cluster, "playbooks/provision.yml", *pull), cluster.nodes)
+            assert summary[cluster.nodes[0]]["changed"] == 0 and registry.requests[asked:] == []
+        finally:
+            cluster.ssh(0, f"podman rmi -f {registry.ref}; rm -f {conf}", check=False)
