@@ -46,6 +46,12 @@ from runner.inventory import DEFAULT_GROUP, parse_host_list
     help="A node that sends nothing (not even a heartbeat) for this long is lost.",
 )
 @click.option("--no-progress", is_flag=True, help="Do not print progress lines parsed from training logs.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Validate the job and the hosts, print which host gets which NODE_RANK, MASTER_ADDR and the "
+    "stages, and stop: nothing is connected to or started.",
+)
 @runs_dir_option
 def launch(
     job: Path | None,
@@ -59,6 +65,7 @@ def launch(
     grace: float,
     node_timeout: float,
     no_progress: bool,
+    dry_run: bool,
     runs_dir: Path | None,
 ) -> None:
     """Run JOB's stages on the nodes, streaming every node's log; stop everything on the first failure.
@@ -66,6 +73,7 @@ def launch(
     \b
     Examples:
       runner launch jobs/sim-openr1-sft.yaml --nodes 2 -i inventory/sim
+      runner launch jobs/sim-openr1-sft.yaml --nodes 2 --dry-run
       runner launch --resume qwen25-math-7b-openr1-20260101-120000-ab12
     """
     import signal
@@ -96,6 +104,16 @@ def launch(
         force=force,
         show_progress=not no_progress,
     )
+    if dry_run:
+        if resume is not None:
+            raise InputError("--dry-run takes a job file, not --resume",
+                             hint=f"runner status {resume} shows what a resume would skip")
+        from runner.cli.plan_view import print_plan
+        from runner.exec.launch import dry_run_plan
+
+        print_plan(dry_run_plan(opts), str(job))
+        click.echo("dry run: nothing was connected to or started; `runner render` writes every node's scripts")
+        return
     # Ctrl-C (SIGINT) stops the job on every node, even when started from a shell that ignores it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     Launch(opts, sys.stdout).run()

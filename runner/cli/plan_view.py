@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 
 from rich.console import Console
@@ -38,7 +39,8 @@ def print_plan(plan: Plan, source: str, console: Console | None = None) -> None:
     for s in plan.stages:
         runs = s.command if s.command is not None else f"{s.launcher} {s.entry}"
         placement = s.placement + (" (then copied to every node)" if s.distribute else "") + (
-            " (shards gathered on node 0)" if s.collect else "")
+            " (shards gathered on node 0)" if s.collect else "") + (
+            f" ({', '.join(posixpath.basename(p) for p in s.share)} sent to every node)" if s.share else "")
         outputs = s.outputs[0] + (f" (+{len(s.outputs) - 1})" if len(s.outputs) > 1 else "") if s.outputs else "-"
         stages.add_row(s.name, placement, ",".join(f"node{k}" for k in s.node_indices), runs, outputs)
     console.print(stages)

@@ -13,7 +13,7 @@ import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from runner.errors import ExecError, InputError, InventoryError, RunnerError
 from runner.exec.cluster import close, connect, make_nodes
@@ -65,6 +65,19 @@ def choose_hosts(opts: LaunchOptions) -> list[Host]:
     if opts.hosts and opts.nodes is not None and opts.nodes != len(hosts):
         raise InventoryError(f"--nodes {opts.nodes} but --hosts names {len(hosts)} host(s)")
     return hosts[:count]
+
+
+def dry_run_plan(opts: LaunchOptions) -> Any:
+    """The runner.plan.Plan a launch of `opts` would run: the hosts, their NODE_RANK and devices,
+    MASTER_ADDR and the stages, from the job and the inventory alone. Every script is rendered (so
+    a template problem shows here too), but nothing is connected to and no run directory is made."""
+    from runner.spec import load_job
+
+    if opts.job_path is None:
+        raise InputError("--dry-run needs a job file", hint="runner launch JOB.yaml --nodes 2 --dry-run")
+    job = load_job(opts.job_path, opts.overrides)
+    plan, _ = _build(job, choose_hosts(opts), job.cluster.master_port)
+    return plan
 
 
 def _build(job: object, hosts: Sequence[Host], master_port: int | None, resume_iteration: int | None = None):

@@ -60,6 +60,23 @@ def test_more_nodes_than_hosts_is_bad_input_before_any_run(site, capsys) -> None
     assert not site["runs"].exists()
 
 
+def test_dry_run_shows_hosts_ranks_and_master_and_starts_nothing(site, capsys) -> None:  # type: ignore[no-untyped-def]
+    marker = site["tmp"] / "ran"
+    job = _job(site, [{"name": "hello", "command": f"touch {marker}", "placement": "all"}])
+    assert _launch(site, str(job), "--nodes", "2", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "master: 127.0.0.1, port a free port on node 0" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("│ node0", "│ node1", "| node0", "| node1"))]
+    assert [(r[1], r[3], r[5]) for r in rows if len(r) > 5][:2] == [("node0", "0", "n0"), ("node1", "1", "n1")]
+    assert "dry run: nothing was connected to or started" in out
+    assert not marker.exists() and not site["runs"].exists()
+
+
+def test_dry_run_with_resume_is_bad_input(site, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert _launch(site, "--resume", "some-run", "--dry-run") == 2
+    assert "--dry-run takes a job file, not --resume" in capsys.readouterr().err
+
+
 def test_a_failing_node_stops_the_others_and_is_named(site, capsys) -> None:  # type: ignore[no-untyped-def]
     job = _job(
         site,
