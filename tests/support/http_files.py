@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 _RANGE = re.compile(r"bytes=(\d+)-$")
 
@@ -27,8 +27,29 @@ class Request:
     status: int
 
 
+class BackgroundServer:
+    """An HTTP server on a free port of `host`, answering from a thread inside a `with` block."""
+
+    def _serve(self, host: str, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._httpd = ThreadingHTTPServer((host, 0), handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=10)
+
+
 @dataclass
-class FileServer:
+class FileServer(BackgroundServer):
     """Serves `roots` (first path component -> directory) on `host`, on a free port."""
 
     roots: dict[str, Path]
@@ -36,12 +57,7 @@ class FileServer:
     requests: list[Request] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._httpd = ThreadingHTTPServer((self.host, 0), _handler_for(self))
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
+        self._serve(self.host, _handler_for(self))
 
     def url(self, path: str) -> str:
         return f"http://{self.host}:{self.port}/{path.lstrip('/')}"
@@ -53,15 +69,6 @@ class FileServer:
             return None
         candidate = base / rest
         return candidate if candidate.is_file() else None
-
-    def __enter__(self) -> FileServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=10)
 
 
 def _handler_for(server: FileServer) -> type[BaseHTTPRequestHandler]:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any
+
+from http_files import BackgroundServer
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 
@@ -51,7 +51,7 @@ def _blobs_of(tarball: Path) -> tuple[bytes, dict[str, bytes]]:
 
 
 @dataclass
-class Registry:
+class Registry(BackgroundServer):
     """Serves the image of `tarball` as `repository:tag` on `host`, on a free port."""
 
     tarball: Path
@@ -63,12 +63,11 @@ class Registry:
     def __post_init__(self) -> None:
         self.manifest, self.blobs = _blobs_of(self.tarball)
         self.manifest_digest = "sha256:" + hashlib.sha256(self.manifest).hexdigest()
-        self._httpd = ThreadingHTTPServer((self.host, 0), _handler_for(self))
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._serve(self.host, _handler_for(self))
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self._httpd.server_address[1]}"
+        return f"{self.host}:{self.port}"
 
     @property
     def ref(self) -> str:
@@ -86,15 +85,6 @@ class Registry:
         if kind == "blobs" and ref in self.blobs:
             return 200, self.blobs[ref], {"Content-Type": "application/octet-stream", "Docker-Content-Digest": ref}
         return 404, b"", {}
-
-    def __enter__(self) -> Registry:
-        self._thread.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=10)
 
 
 def _handler_for(registry: Registry) -> type[BaseHTTPRequestHandler]:
