@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runner.exec.cluster import close, make_nodes
+from runner.exec.cluster import make_nodes
 from runner.exec.stages import Session, StageJob
 from runner.inventory import Host, load_hosts
 from runner.logstream import LogStream
@@ -57,8 +57,7 @@ def time_runner(hosts: list[Host], runs: Path) -> tuple[float, float]:
         session.run_stage(stages[1])
         later = time.perf_counter() - started
     finally:
-        session.close()
-        close(nodes)
+        session.close()  # agents, log files and connections
     return first, later
 
 

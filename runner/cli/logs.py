@@ -96,9 +96,7 @@ def _reattach(run_dir, stage: str | None, wanted) -> None:  # type: ignore[no-un
             try:
                 session.watch(record.name, targets, fail_fast=True, offsets=offsets)
             except (StageFailed, StageStopped) as exc:
-                state.status = "stopped" if isinstance(exc, StageStopped) else "failed"
-                state.message = str(exc).splitlines()[0]
-                run_dir.write_state(state)
+                session.end_by(exc)
                 raise
             finally:
                 stream.close()

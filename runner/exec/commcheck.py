@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from runner.errors import InputError, RunnerError
-from runner.exec.cluster import close, connect, make_nodes
+from runner.errors import InputError
+from runner.exec.cluster import connect, make_nodes
 from runner.exec.launch import LaunchOptions, choose_hosts
-from runner.exec.stages import Session, StageJob, StageStopped
+from runner.exec.stages import Session, StageJob
 from runner.inventory import DEFAULT_GROUP, Host
 from runner.logstream import LogStream
 from runner.runs import RunDir, RunState
@@ -148,7 +148,7 @@ def run_comm_check(opts: CommCheckOptions, console: TextIO | None) -> tuple[RunS
     run.write_state(state)
     stream = LogStream(run.log_path, console, show_progress=False)
     session = Session(run, state, nodes, stream, grace=opts.grace, node_timeout=opts.node_timeout)
-    try:
+    with session.owned():
         connect(nodes)
         state.master_port = opts.master_port or nodes[0].free_port()
         scripts = render_scripts(
@@ -171,23 +171,5 @@ def run_comm_check(opts: CommCheckOptions, console: TextIO | None) -> tuple[RunS
         )
         session.run_stage(stage)
         results = parse_results(run.log_path(0, STAGE, "worker_0"))
-        state.status = "succeeded" if results and all(r.ok for r in results) else "failed"
-        state.control_pid = None
-        session.save()
-        return state, results
-    except KeyboardInterrupt:
-        state.status, state.control_pid = "interrupted", None
-        session.save()
-        session.stop_run()
-        raise
-    except RunnerError as exc:
-        state.status = "stopped" if isinstance(exc, StageStopped) else "failed"
-        state.control_pid = None
-        state.message = str(exc).splitlines()[0]
-        session.save()
-        session.stop_run()
-        raise
-    finally:
-        session.close()
-        stream.close()
-        close(nodes)
+        session.end("succeeded" if results and all(r.ok for r in results) else "failed")
+    return state, results

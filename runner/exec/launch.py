@@ -15,15 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from runner.errors import ExecError, InputError, InventoryError, RunnerError
-from runner.exec.cluster import close, connect, make_nodes
+from runner.errors import ExecError, InputError, InventoryError
+from runner.exec.cluster import connect, make_nodes
 from runner.exec.nodes import Node
 from runner.exec.stages import (
     DEFAULT_GRACE_S,
     DEFAULT_NODE_TIMEOUT_S,
     Session,
     StageJob,
-    StageStopped,
     inputs_hash,
     stages_from_plan,
 )
@@ -188,7 +187,7 @@ class Launch:
             storage=_storage(job, hosts),
             stage_env=stage_env,
         )
-        try:
+        with session.owned():
             connect(nodes)
             if old is not None:
                 self._refuse_if_alive(nodes, state.run_id)
@@ -232,32 +231,9 @@ class Launch:
                 # its own partial outputs when it runs again.
                 rerun = old is not None and previous_states.get(name) in ("failed", "stopped", "lost", "running")
                 session.run_stage(stage, env={"RUNNER_FORCE": "1"} if rerun else None)
-            state.status = "succeeded"
-            state.control_pid = None
-            session.save()
+            session.end("succeeded")
             stream.note(f"run {state.run_id} succeeded")
-            return state
-        except KeyboardInterrupt:
-            state.status = "interrupted"
-            state.control_pid = None
-            session.save()
-            self._final_sweep(session)
-            raise
-        except RunnerError as exc:
-            state.status = "stopped" if isinstance(exc, StageStopped) else "failed"
-            state.control_pid = None
-            state.message = str(exc).splitlines()[0]
-            session.save()
-            self._final_sweep(session)
-            raise
-        finally:
-            session.close()
-            stream.close()
-            close(nodes)
-
-    def _final_sweep(self, session: Session) -> None:
-        """Make sure nothing of the run survives a failure on the nodes that still answer."""
-        session.stop_run()  # per-node outcomes; a node that does not answer cannot be helped here
+        return state
 
     @staticmethod
     def _refuse_if_alive(nodes: Sequence[Node], run_id: str) -> None:

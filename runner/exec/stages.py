@@ -8,6 +8,7 @@ failure is named (node, rank, signature) and recorded, and StageFailed is raised
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import posixpath
@@ -15,16 +16,16 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from runner.errors import ExecError
+from runner.errors import ExecError, RunnerError
 from runner.exec.base import Stream, StreamTimeout
 from runner.exec.fanout import fan_out, raise_for_failures
 from runner.exec.nodes import Node
 from runner.logstream import LogStream, rank_of
-from runner.runs import Failure, NodeStage, RunDir, RunState, StageRecord, stage_key
+from runner.runs import Failure, NodeStage, RunDir, RunState, RunStatus, StageRecord, stage_key
 
 DEFAULT_GRACE_S = 3.0
 DEFAULT_NODE_TIMEOUT_S = 8.0
@@ -176,8 +177,43 @@ class Session:
         raise_for_failures(fan_out(plain, lambda n: n.prepare()).outcomes, "preparing the nodes")
 
     def close(self) -> None:
+        """End the node agents, close the log files and every connection."""
         for node in self.nodes:
             node.stop_agent()
+        self.stream.close()
+        for node in self.nodes:
+            node.transport.close()
+
+    # --- how the run ends --------------------------------------------------------------------
+
+    def end(self, status: RunStatus, message: str | None = None) -> None:
+        """Record how the run ended; no launcher owns it any more."""
+        self.state.status = status
+        self.state.control_pid = None
+        if message is not None:
+            self.state.message = message
+        self.save()
+
+    def end_by(self, exc: BaseException) -> None:
+        """Record a run ended by Ctrl-C, by `runner stop` (StageStopped) or by a failure."""
+        if isinstance(exc, KeyboardInterrupt):
+            self.end("interrupted")
+        else:
+            self.end("stopped" if isinstance(exc, StageStopped) else "failed", str(exc).splitlines()[0])
+
+    @contextlib.contextmanager
+    def owned(self) -> Iterator[Session]:
+        """What a launcher does with the nodes. Ended by Ctrl-C or a RunnerError, the run is recorded
+        as ended and whatever of it survives on the nodes that still answer is stopped; either way
+        the session is closed."""
+        try:
+            yield self
+        except (KeyboardInterrupt, RunnerError) as exc:
+            self.end_by(exc)
+            self.stop_run()  # a node that does not answer cannot be helped here
+            raise
+        finally:
+            self.close()
 
     # --- one stage ---------------------------------------------------------------------------
 
