@@ -19,13 +19,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from launch_helpers import (
+    REPO,
+    kill_leftovers,
+    launch_bg,
+    run_processes,
+    sleepers,
+    wait_for,
+    wait_for_run,
+    write_job,
+)
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),
 ]
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -48,73 +56,7 @@ def sim(sim_cluster_factory, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 def runs(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "runs"
     yield path
-    for state in path.glob("*/state.json"):  # whatever a failed test left running
-        for pid in _run_processes(state.parent.name):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _run_processes(run_id: str) -> list[int]:
-    """Pids carrying the run's tag. The simulated nodes share this machine's process table."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            env = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
-            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if stat != "Z" and f"RUNNER_RUN_ID={run_id}".encode() in env:
-            found.append(int(entry))
-    return found
-
-
-def _node_of(pid: int) -> str:
-    env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    return next(e.decode() for e in env if e.startswith(b"RUNNER_STAGE_DIR="))
-
-
-def _wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def _job(tmp_path: Path, name: str, stages: list[dict]) -> Path:
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(json.dumps({"name": name, "cluster": {"npus_per_node": 2}, "stages": stages}))
-    return path
-
-
-def _launch_bg(sim: dict, runs: Path, job: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "runner.cli.main",
-            "launch",
-            str(job),
-            "--nodes",
-            "2",
-            "-i",
-            str(sim["inventory"]),
-            "--runs-dir",
-            str(runs),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        cwd=REPO,
-    )
-
-
-def _new_run(runs: Path) -> str:
-    _wait_for(lambda: any(runs.glob("*/state.json")), 30, "the run directory")
-    return next(runs.glob("*/state.json")).parent.name
+    kill_leftovers(path)  # whatever a failed test left running
 
 
 def test_comm_check_all_reduces_over_two_nodes_of_two_workers(sim: dict, tmp_path: Path) -> None:
@@ -140,7 +82,7 @@ def test_comm_check_all_reduces_over_two_nodes_of_two_workers(sim: dict, tmp_pat
 
 
 def test_command_stages_run_with_each_nodes_rank_and_node0_as_master(sim: dict, tmp_path: Path, runs: Path) -> None:
-    job = _job(tmp_path, "ranks", [{"name": "hello", "command": 'echo "rank=$NODE_RANK master=$MASTER_ADDR"'}])
+    job = write_job(tmp_path, "ranks", [{"name": "hello", "command": 'echo "rank=$NODE_RANK master=$MASTER_ADDR"'}])
     result = _cli("launch", str(job), "--nodes", "2", "-i", str(sim["inventory"]), "--runs-dir", str(runs))
     assert result.returncode == 0, result.stdout + result.stderr
     master = sim["master"]
@@ -149,14 +91,15 @@ def test_command_stages_run_with_each_nodes_rank_and_node0_as_master(sim: dict, 
 
 
 def test_a_killed_worker_on_node1_stops_the_run_everywhere_within_5_s(sim: dict, tmp_path: Path, runs: Path) -> None:
-    proc = _launch_bg(sim, runs, _job(tmp_path, "kill", [{"name": "work", "command": "sleep 300"}]))
+    job = write_job(tmp_path, "kill", [{"name": "work", "command": "sleep 300"}])
+    proc = launch_bg(sim["inventory"], runs, job)
     try:
-        run_id = _new_run(runs)
-        _wait_for(lambda: len(_sleepers(run_id)) == 2, 30, "a worker on each node")
-        victim = next(p for p in _sleepers(run_id) if "/node1/" in _node_of(p))
+        run_id = wait_for_run(runs)
+        wait_for(lambda: len(sleepers(run_id)) == 2, 30, "a worker on each node")
+        victim = sleepers(run_id, "/node1/")[0]
         os.kill(victim, signal.SIGKILL)
         killed = time.monotonic()
-        _wait_for(lambda: not _run_processes(run_id), 5, "every process of the run to end")
+        wait_for(lambda: not run_processes(run_id), 5, "every process of the run to end")
         assert time.monotonic() - killed < 5
         out, _ = proc.communicate(timeout=30)
     finally:
@@ -166,27 +109,17 @@ def test_a_killed_worker_on_node1_stops_the_run_everywhere_within_5_s(sim: dict,
     assert "failed first on node1 (node1)" in out
 
 
-def _sleepers(run_id: str) -> list[int]:
-    out = []
-    for pid in _run_processes(run_id):
-        try:
-            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep\0"):
-                out.append(pid)
-        except OSError:
-            pass
-    return out
-
-
 def test_node_loss_mid_stage_is_detected_and_torn_down(sim: dict, tmp_path: Path, runs: Path) -> None:
-    proc = _launch_bg(sim, runs, _job(tmp_path, "loss", [{"name": "work", "command": "sleep 300"}]))
+    job = write_job(tmp_path, "loss", [{"name": "work", "command": "sleep 300"}])
+    proc = launch_bg(sim["inventory"], runs, job)
     try:
-        run_id = _new_run(runs)
-        _wait_for(lambda: len(_sleepers(run_id)) == 2, 30, "a worker on each node")
+        run_id = wait_for_run(runs)
+        wait_for(lambda: len(sleepers(run_id)) == 2, 30, "a worker on each node")
         sim["cluster"].fault("node1", "down")
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 1
         assert "failed first on node1 (node1): node lost" in out
-        assert not _run_processes(run_id)
+        assert not run_processes(run_id)
         state = json.loads((runs / run_id / "state.json").read_text())
         assert state["stages"][0]["nodes"]["1"]["state"] == "lost"
         assert state["stages"][0]["nodes"]["0"]["state"] == "stopped"

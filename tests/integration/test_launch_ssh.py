@@ -7,7 +7,6 @@ in the process table (/proc), not in the runner's bookkeeping.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -20,6 +19,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from launch_helpers import (
+    kill_leftovers,
+    launch_bg,
+    newest_run,
+    run_processes,
+    sleepers,
+    wait_for,
+    wait_for_run,
+    write_job,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -36,25 +45,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 @pytest.fixture
 def cluster(sshd_cluster: dict, tmp_path: Path) -> Iterator[dict]:
     """The module's sshd, with a runs directory of the test's own; whatever a failed test left
     running is killed afterwards (by pid, found through the run's tag)."""
     env = {**sshd_cluster, "runs": tmp_path / "runs"}
     yield env
-    for state in env["runs"].glob("*/state.json"):
-        for pid in _run_processes(state.parent.name):
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+    kill_leftovers(env["runs"])
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +73,7 @@ def sshd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     log = open(base / "sshd.log", "w")  # noqa: SIM115 - closed in finally
     sshd = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=log)
     try:
-        _wait_for(lambda: _port_open(port), 10, "sshd to listen")
+        wait_for(lambda: _port_open(port), 10, "sshd to listen")
         host_key = (base / "host_key.pub").read_text().split()
         (base / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
         data = base / "data"
@@ -89,7 +86,7 @@ def sshd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             f"        ansible_ssh_common_args: '-o UserKnownHostsFile={base / 'known_hosts'}'\n"
             f"        ascend_run_in: host\n        ascend_data_dir: {data}\n"
         )
-        yield {"base": base, "inventory": inventory, "port": port, "runs": base / "runs", "data": data}
+        yield {"base": base, "inventory": inventory, "port": port, "data": data}
     finally:
         sshd.terminate()
         sshd.wait(timeout=10)
@@ -101,12 +98,6 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _job(tmp_path: Path, name: str, stages: list[dict]) -> Path:
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(json.dumps({"name": name, "cluster": {"npus_per_node": 2}, "stages": stages}))
-    return path
-
-
 def _runner(cluster: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "runner.cli.main", *args, "--runs-dir", str(cluster["runs"])],
@@ -116,48 +107,6 @@ def _runner(cluster: dict, *args: str, timeout: float = 120) -> subprocess.Compl
     )
 
 
-def _launch_bg(cluster: dict, job: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "runner.cli.main",
-            "launch",
-            str(job),
-            "--nodes",
-            "2",
-            "-i",
-            str(cluster["inventory"]),
-            "--runs-dir",
-            str(cluster["runs"]),
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def _run_processes(run_id: str, stage_dir_part: str = "") -> list[int]:
-    """Pids whose environment carries the run's tag (and, if given, a stage dir containing a string)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            env = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state == "Z" or f"RUNNER_RUN_ID={run_id}".encode() not in env:
-            continue
-        if stage_dir_part and not any(e.startswith(b"RUNNER_STAGE_DIR=") and stage_dir_part.encode() in e for e in env):
-            continue
-        found.append(int(entry))
-    return found
-
-
 def _read(path: Path) -> str:
     try:
         return path.read_text()
@@ -165,17 +114,12 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _newest_run(cluster: dict) -> str:
-    runs = sorted(cluster["runs"].glob("*/state.json"), key=lambda p: json.loads(p.read_text())["created"])
-    return runs[-1].parent.name
-
-
 def _state(cluster: dict, run_id: str) -> dict:
     return json.loads((cluster["runs"] / run_id / "state.json").read_text())
 
 
 def test_command_stages_see_their_node_rank_and_master(cluster: dict, tmp_path: Path) -> None:
-    job = _job(
+    job = write_job(
         tmp_path,
         "ranks",
         [
@@ -189,7 +133,7 @@ def test_command_stages_see_their_node_rank_and_master(cluster: dict, tmp_path: 
     assert "[node0] rank=0 of 2 master=127.0.0.1:" in out
     assert "[node1] rank=1 of 2 master=127.0.0.1:" in out
     assert "[node0] only node 0" in out and "only node 1" not in out
-    run_id = _newest_run(cluster)
+    run_id = newest_run(cluster["runs"])
     state = _state(cluster, run_id)
     assert state["status"] == "succeeded"
     saved = (cluster["runs"] / run_id / "logs" / "node1" / "hello" / "out.log").read_text()
@@ -203,7 +147,7 @@ def test_unknown_host_key_is_refused(cluster: dict, tmp_path: Path) -> None:
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
     inventory.write_text(cluster["inventory"].read_text().replace(str(cluster["base"] / "known_hosts"), str(empty)))
-    job = _job(tmp_path, "hostkey", [{"name": "hello", "command": "true"}])
+    job = write_job(tmp_path, "hostkey", [{"name": "hello", "command": "true"}])
     result = _runner(cluster, "launch", str(job), "--nodes", "2", "-i", str(inventory))
     assert result.returncode == 1
     assert "host key is not in" in result.stderr and str(empty) in result.stderr
@@ -211,16 +155,15 @@ def test_unknown_host_key_is_refused(cluster: dict, tmp_path: Path) -> None:
 
 
 def test_a_killed_worker_stops_every_node_within_seconds(cluster: dict, tmp_path: Path) -> None:
-    job = _job(tmp_path, "failfast", [{"name": "work", "command": "sleep 300"}])
-    proc = _launch_bg(cluster, job)
+    job = write_job(tmp_path, "failfast", [{"name": "work", "command": "sleep 300"}])
+    proc = launch_bg(cluster["inventory"], cluster["runs"], job)
     try:
-        _wait_for(lambda: any(cluster["runs"].glob("*/state.json")), 20, "the run directory")
-        run_id = _newest_run(cluster)
-        _wait_for(lambda: len([p for p in _run_processes(run_id) if _is_sleep(p)]) == 2, 30, "both workers")
-        victim = next(p for p in _run_processes(run_id, "/node1/") if _is_sleep(p))
+        run_id = wait_for_run(cluster["runs"], 20)
+        wait_for(lambda: len(sleepers(run_id)) == 2, 30, "both workers")
+        victim = sleepers(run_id, "/node1/")[0]
         os.kill(victim, signal.SIGKILL)
         killed_at = time.monotonic()
-        _wait_for(lambda: not _run_processes(run_id), 5, "every process of the run to be gone")
+        wait_for(lambda: not run_processes(run_id), 5, "every process of the run to be gone")
         gone_after = time.monotonic() - killed_at
         out, _ = proc.communicate(timeout=30)
     finally:
@@ -233,29 +176,24 @@ def test_a_killed_worker_stops_every_node_within_seconds(cluster: dict, tmp_path
     assert state["status"] == "failed" and state["failure"]["node"] == 1
 
 
-def _is_sleep(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep\0")
-    except OSError:
-        return False
-
-
 def test_killing_the_runner_leaves_the_job_which_logs_and_stop_reattach(cluster: dict, tmp_path: Path) -> None:
-    job = _job(
+    job = write_job(
         tmp_path,
         "detach",
         [
             {"name": "work", "command": 'for i in $(seq 1 600); do echo "tick $i on $NODE_RANK"; sleep 0.2; done'},
         ],
     )
-    proc = _launch_bg(cluster, job)
-    _wait_for(lambda: any(cluster["runs"].glob("*/state.json")), 20, "the run directory")
-    run_id = _newest_run(cluster)
-    _wait_for(lambda: len(_run_processes(run_id)) >= 2, 30, "the stage to start")
+    proc = launch_bg(cluster["inventory"], cluster["runs"], job)
+    run_id = wait_for_run(cluster["runs"], 20)
+    wait_for(lambda: len(run_processes(run_id)) >= 2, 30, "the stage to start")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
-    time.sleep(1)  # the job goes on without its launcher: check it still produces output
-    assert _run_processes(run_id), "the job died with its launcher"
+    # The job goes on without its launcher: its output on the node keeps growing.
+    node_log = cluster["data"] / ".ascend-runner" / "runs" / run_id / "node1" / "work" / "output.log"
+    size = node_log.stat().st_size
+    wait_for(lambda: node_log.stat().st_size > size, 10, "output of the job after its launcher was killed")
+    assert run_processes(run_id), "the job died with its launcher"
     status = _runner(cluster, "status", run_id)
     assert "running" in status.stdout and "no `runner launch` owns this run" in status.stdout
     follower = subprocess.Popen(
@@ -276,7 +214,7 @@ def test_killing_the_runner_leaves_the_job_which_logs_and_stop_reattach(cluster:
         text=True,
     )
     try:
-        _wait_for(
+        wait_for(
             lambda: "tick" in _read(cluster["runs"] / run_id / "logs" / "node1" / "work" / "out.log"),
             10,
             "saved log lines",
@@ -287,7 +225,7 @@ def test_killing_the_runner_leaves_the_job_which_logs_and_stop_reattach(cluster:
     finally:
         if follower.poll() is None:
             follower.kill()
-    assert not _run_processes(run_id)
+    assert not run_processes(run_id)
     assert "[node1] tick" in out and "[node0]" not in out
     assert _state(cluster, run_id)["status"] == "stopped"
 
@@ -295,7 +233,7 @@ def test_killing_the_runner_leaves_the_job_which_logs_and_stop_reattach(cluster:
 def test_resume_skips_finished_stages(cluster: dict, tmp_path: Path) -> None:
     marker = tmp_path / "count"
     gate = tmp_path / "gate"
-    job = _job(
+    job = write_job(
         tmp_path,
         "resume",
         [
@@ -305,7 +243,7 @@ def test_resume_skips_finished_stages(cluster: dict, tmp_path: Path) -> None:
     )
     result = _runner(cluster, "launch", str(job), "--nodes", "2", "-i", str(cluster["inventory"]))
     assert result.returncode == 1
-    run_id = _newest_run(cluster)
+    run_id = newest_run(cluster["runs"])
     gate.write_text("open")
     result = _runner(cluster, "launch", "--resume", run_id)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -317,17 +255,16 @@ def test_resume_skips_finished_stages(cluster: dict, tmp_path: Path) -> None:
 
 
 def test_ctrl_c_stops_every_node_and_exits_130(cluster: dict, tmp_path: Path) -> None:
-    job = _job(tmp_path, "ctrlc", [{"name": "work", "command": "sleep 300"}])
-    proc = _launch_bg(cluster, job)
+    job = write_job(tmp_path, "ctrlc", [{"name": "work", "command": "sleep 300"}])
+    proc = launch_bg(cluster["inventory"], cluster["runs"], job)
     try:
-        _wait_for(lambda: any(cluster["runs"].glob("*/state.json")), 20, "the run directory")
-        run_id = _newest_run(cluster)
-        _wait_for(lambda: len([p for p in _run_processes(run_id) if _is_sleep(p)]) == 2, 30, "both workers")
+        run_id = wait_for_run(cluster["runs"], 20)
+        wait_for(lambda: len(sleepers(run_id)) == 2, 30, "both workers")
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, out
-    assert not _run_processes(run_id)
+    assert not run_processes(run_id)
     assert _state(cluster, run_id)["status"] == "interrupted"
