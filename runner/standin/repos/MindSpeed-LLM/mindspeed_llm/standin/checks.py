@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .cli import fail
+from .model import parse_layer_list
 
 
 def check_model_parallel(num_layers: int, heads: int, groups: int, tp: int, pp: int,
@@ -53,7 +54,7 @@ def validate_training_args(args: Any, world_size: int) -> dict[str, int]:
     if gbs % (mbs * dp) != 0:
         fail("AssertionError", f"global batch size ({gbs}) is not divisible by micro batch size ({mbs}) times "
              f"data parallel size ({dp})")
-    layer_list = [int(x) for x in args.num_layer_list.split(",")] if args.num_layer_list else None
+    layer_list = parse_layer_list(args.num_layer_list)
     vpp = args.num_layers_per_virtual_pipeline_stage
     if layer_list and vpp:
         fail("AssertionError", "num-layer-list and num-layers-per-virtual-pipeline-stage cannot be used together")

@@ -12,6 +12,8 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+from .model import ModelShape
+
 TRACKER = "latest_checkpointed_iteration.txt"
 FILENAME = "model_optim_rng.pt"
 
@@ -45,6 +47,27 @@ def write_tracker(root: str | Path, iteration: int) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(f"{iteration}", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def checkpoint_args(shape: ModelShape, tp: int, pp: int, layer_list: list[int] | None, params_dtype: str,
+                    consumed: int) -> dict[str, Any]:
+    """The ``args`` every checkpoint carries (conversion and training alike): what a later
+    conversion or a resumed training reads back to rebuild the shards."""
+    return {
+        "tensor_model_parallel_size": tp,
+        "pipeline_model_parallel_size": pp,
+        "num_layer_list": layer_list,
+        "num_layers": shape.num_layers,
+        "hidden_size": shape.hidden_size,
+        "ffn_hidden_size": shape.ffn_hidden_size,
+        "num_attention_heads": shape.num_attention_heads,
+        "num_query_groups": shape.num_query_groups,
+        "padded_vocab_size": shape.vocab_size,
+        "add_qkv_bias": shape.add_qkv_bias,
+        "untie_embeddings_and_output_weights": shape.untie_embeddings,
+        "params_dtype": params_dtype,
+        "consumed_train_samples": consumed,
+    }
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from . import ckpt
 from .checks import check_model_parallel
 from .cli import ArgParser, Opt, fail, known_flags
-from .model import SCALE, ModelShape, hf_shapes, hf_sources, layers_per_stage, shard_specs
+from .model import SCALE, ModelShape, hf_shapes, hf_sources, layers_per_stage, parse_layer_list, shard_specs
 from .safetensors_io import read_file, write_file
 
 MODEL_TYPE_HF = ("baichuan", "baichuan2", "llama2", "mixtral", "chatglm3", "gemma", "gemma2", "qwen3", "bloom",
@@ -66,10 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _layer_list(text: str | None) -> list[int] | None:
-    return [int(x) for x in text.split(",")] if text else None
-
-
 def _read_config(directory: Path) -> dict[str, Any]:
     path = directory / "config.json"
     if not path.is_file():
@@ -93,7 +89,7 @@ def hf_to_mg(args: Any) -> None:
     config = _read_config(load_dir)
     shape = ModelShape.from_hf_config(config, add_qkv_bias=args.add_qkv_bias)
     tp, pp = args.target_tensor_parallel_size, args.target_pipeline_parallel_size
-    layer_list = _layer_list(args.num_layer_list)
+    layer_list = parse_layer_list(args.num_layer_list)
     if layer_list and args.num_layers_per_virtual_pipeline_stage:
         fail("ValueError", "--num-layer-list and --num-layers-per-virtual-pipeline-stage cannot be used together")
     check_model_parallel(shape.num_layers, shape.num_attention_heads, shape.num_query_groups, tp, pp, layer_list,
@@ -126,31 +122,12 @@ def hf_to_mg(args: Any) -> None:
                 "stand_in": "TEST DOUBLE checkpoint written by the simulator's convert_ckpt.py stand-in",
                 "iteration": 1,
                 "checkpoint_version": 3.0,
-                "args": _ckpt_args(shape, tp, pp, layer_list, args.params_dtype, consumed=0),
+                "args": ckpt.checkpoint_args(shape, tp, pp, layer_list, args.params_dtype, consumed=0),
                 "model": model,
             }
             ckpt.save(ckpt.checkpoint_file(save_dir, 1, tp_rank, pp_rank, pp), payload)
     ckpt.write_tracker(save_dir, 1)
     print(f"  successfully saved checkpoint from iteration {1:7d} to {save_dir}", flush=True)
-
-
-def _ckpt_args(shape: ModelShape, tp: int, pp: int, layer_list: list[int] | None, dtype: str,
-               consumed: int) -> dict[str, Any]:
-    return {
-        "tensor_model_parallel_size": tp,
-        "pipeline_model_parallel_size": pp,
-        "num_layer_list": layer_list,
-        "num_layers": shape.num_layers,
-        "hidden_size": shape.hidden_size,
-        "ffn_hidden_size": shape.ffn_hidden_size,
-        "num_attention_heads": shape.num_attention_heads,
-        "num_query_groups": shape.num_query_groups,
-        "padded_vocab_size": shape.vocab_size,
-        "add_qkv_bias": shape.add_qkv_bias,
-        "untie_embeddings_and_output_weights": shape.untie_embeddings,
-        "params_dtype": dtype,
-        "consumed_train_samples": consumed,
-    }
 
 
 def mg_to_hf(args: Any) -> None:

@@ -48,6 +48,11 @@ def stored_len(numel: int) -> int:
     return math.ceil(numel / SCALE)
 
 
+def parse_layer_list(text: str | None) -> list[int] | None:
+    """``--num-layer-list 3,5`` -> [3, 5]; None when the flag is not given."""
+    return [int(x) for x in text.split(",")] if text else None
+
+
 def layers_per_stage(num_layers: int, pp: int, layer_list: list[int] | None) -> list[int]:
     if layer_list:
         return list(layer_list)

@@ -27,7 +27,7 @@ from .checks import validate_training_args
 from .cli import ArgParser, Opt, fail, known_flags
 from .comm import LocalComm, MindSporeComm, init, world_size_from_env
 from .indexed import IndexedDataset
-from .model import ModelShape, shard_specs, stored_len
+from .model import ModelShape, parse_layer_list, shard_specs, stored_len
 
 TRAIN_PROMPT_TYPES = ("default", "empty", "trl", "chatglm2", "chatglm3", "chatglm3_system", "glm4", "chatml",
                       "chatml_de", "qwen", "qwen_r1", "qwen_math_r1", "llama3", "llama2", "mistral", "mixtral",
@@ -167,27 +167,8 @@ def load_dataset(args: Any) -> list[IndexedDataset] | None:
     return [IndexedDataset(p) for p in paths]
 
 
-def _checkpoint_args(args: Any, layout: Layout, shape: ModelShape, consumed: int) -> dict[str, Any]:
-    return {
-        "tensor_model_parallel_size": layout.tp,
-        "pipeline_model_parallel_size": layout.pp,
-        "num_layer_list": [int(x) for x in args.num_layer_list.split(",")] if args.num_layer_list else None,
-        "num_layers": shape.num_layers,
-        "hidden_size": shape.hidden_size,
-        "ffn_hidden_size": shape.ffn_hidden_size,
-        "num_attention_heads": shape.num_attention_heads,
-        "num_query_groups": shape.num_query_groups,
-        "padded_vocab_size": shape.vocab_size,
-        "add_qkv_bias": shape.add_qkv_bias,
-        "untie_embeddings_and_output_weights": shape.untie_embeddings,
-        "params_dtype": "bf16" if args.bf16 else ("fp16" if args.fp16 else "fp32"),
-        "consumed_train_samples": consumed,
-    }
-
-
 def _specs(args: Any, shape: ModelShape, layout: Layout) -> list[tuple[str, tuple[int, ...], bool]]:
-    layer_list = [int(x) for x in args.num_layer_list.split(",")] if args.num_layer_list else None
-    return shard_specs(shape, layout.tp, layout.pp, layout.pp_rank, layer_list)
+    return shard_specs(shape, layout.tp, layout.pp, layout.pp_rank, parse_layer_list(args.num_layer_list))
 
 
 def initial_state(args: Any, shape: ModelShape, layout: Layout) -> tuple[dict[str, np.ndarray], int, int]:
@@ -267,7 +248,7 @@ class Trainer:
 
     def slots(self) -> list[int]:
         """Offsets of every (tp, pp) shard in the all-reduce buffer, in rank order pp, tp."""
-        layer_list = [int(x) for x in self.args.num_layer_list.split(",")] if self.args.num_layer_list else None
+        layer_list = parse_layer_list(self.args.num_layer_list)
         offsets = [2]
         for pp_rank in range(self.layout.pp):
             specs = shard_specs(self.shape, self.layout.tp, self.layout.pp, pp_rank, layer_list)
@@ -348,7 +329,9 @@ class Trainer:
                 "stand_in": "TEST DOUBLE checkpoint written by the simulator's training stand-in",
                 "iteration": iteration,
                 "checkpoint_version": 3.0,
-                "args": _checkpoint_args(self.args, self.layout, self.shape, consumed),
+                "args": ckpt.checkpoint_args(self.shape, self.layout.tp, self.layout.pp,
+                                             parse_layer_list(self.args.num_layer_list), _params_dtype(self.args),
+                                             consumed),
                 "model": model,
             }
             path = ckpt.checkpoint_file(self.args.save, iteration, self.layout.tp_rank, self.layout.pp_rank,
@@ -376,6 +359,10 @@ def _log_line(iteration: int, total: int, consumed: int, elapsed_ms: float, lr: 
     line += f" number of skipped iterations: {0:3d} |"
     line += f" number of nan iterations: {0:3d} |"
     return line
+
+
+def _params_dtype(args: Any) -> str:
+    return "bf16" if args.bf16 else ("fp16" if args.fp16 else "fp32")
 
 
 def _print0(layout: Layout, message: str) -> None:
