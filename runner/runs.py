@@ -151,10 +151,6 @@ class RunDir:
     def job_path(self) -> Path:
         return self.path / "job.yaml"
 
-    @property
-    def plan_path(self) -> Path:
-        return self.path / "plan.json"
-
     def script_path(self, node: int, stage: str) -> Path:
         return self.path / "scripts" / f"node{node}" / f"{stage}.sh"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
@@ -75,7 +74,6 @@ def status(run: str | None, as_json: bool, no_refresh: bool, runs_dir: Path | No
     table.add_column("stage")
     for k, host in enumerate(state.hosts):
         table.add_column(f"node{k} ({host})")
-    now = time.time()
     for record in state.stages:
         cells = []
         for k in range(len(state.hosts)):
@@ -86,8 +84,8 @@ def status(run: str | None, as_json: bool, no_refresh: bool, runs_dir: Path | No
             text = f"[{STATE_STYLE.get(entry.state, '')}]{entry.state}[/]"
             if entry.exit_code is not None:
                 text += f" ({entry.exit_code})"
-            if entry.started is not None and entry.state != "skipped":
-                text += f" {_duration((entry.ended or now) - entry.started)}"
+            if entry.duration is not None and entry.state != "skipped":
+                text += f" {_duration(entry.duration)}"
             cells.append(text)
         table.add_row(record.name, *cells)
     console.print(table)

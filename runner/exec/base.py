@@ -1,4 +1,4 @@
-"""What every transport offers: run a command, copy files, stream a long command, close."""
+"""What every transport offers: run a command, stream a long command, close."""
 
 from __future__ import annotations
 
@@ -70,14 +70,6 @@ class Transport(Protocol):
 
     def run(self, command: str, *, timeout: float = DEFAULT_TIMEOUT_S, stdin: str | None = None) -> CommandResult:
         """Run a shell command and wait for it; never raises on a non-zero exit code."""
-        ...
-
-    def put(self, local: str, remote: str) -> None:
-        """Copy a local file to the node (parent directory must exist)."""
-        ...
-
-    def get(self, remote: str, local: str) -> None:
-        """Copy a file from the node."""
         ...
 
     def stream(self, command: str, stdin: bytes | None = None, *, keep_stdin: bool = False) -> Stream:

@@ -82,9 +82,3 @@ def raise_for_failures(result: FanoutResult[K, R] | Mapping[K, R | BaseException
     lines += [describe_failure(host, value) for host, value in failed.items()]
     raise ExecError("\n".join(lines))
 
-
-def results_by_host(keys: Iterable[K], fn: Callable[[K], CommandResult], what: str) -> dict[K, CommandResult]:
-    """fan_out + raise_for_failures for commands: the per-host results when all succeeded."""
-    result = fan_out(keys, fn)
-    raise_for_failures(result, what)
-    return dict(result.succeeded)  # type: ignore[arg-type]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -98,12 +97,6 @@ class LocalTransport:
                 f"{self.host}: command did not finish within {time.monotonic() - started:.0f} s: {command}"
             ) from exc
         return CommandResult(self.host, command, proc.returncode, proc.stdout, proc.stderr)
-
-    def put(self, local: str, remote: str) -> None:
-        shutil.copyfile(local, remote)
-
-    def get(self, remote: str, local: str) -> None:
-        shutil.copyfile(remote, local)
 
     def stream(self, command: str, stdin: bytes | None = None, *, keep_stdin: bool = False) -> LocalStream:
         return LocalStream(command, stdin, keep_stdin)

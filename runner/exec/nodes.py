@@ -182,18 +182,6 @@ class Node:
         )
         return self.transport.stream(command, stdin=script.encode())
 
-    def upload_script(self, stage: str, script_path: Path) -> None:
-        stage_dir = self.stage_dir(stage)
-        self.check(f"mkdir -p {shlex.quote(stage_dir)}", f"creating {stage_dir}")
-        self.transport.put(str(script_path), posixpath.join(stage_dir, "script.sh"))
-
-    def start(self, stage: str, run_id: str, grace: float, env: dict[str, str] | None = None) -> dict:
-        args = ["start", self.stage_dir(stage), "--run-id", run_id, "--grace", str(grace)]
-        for key, value in (env or {}).items():
-            args += ["--env", f"{key}={value}"]
-        result = self.check(self.supervisor_command(*args), f"starting stage {stage!r}")
-        return json.loads(result.stdout.strip().splitlines()[-1])
-
     def follow(self, stage: str, offsets: dict[str, int] | None = None) -> Stream:
         args = ["follow", self.stage_dir(stage)]
         if offsets:

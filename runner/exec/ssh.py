@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import select
-import shlex
 import time
 from collections.abc import Iterator
 
@@ -155,44 +154,6 @@ class SSHTransport:
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise ExecError(f"{self._where()}: cannot start {command!r}: {exc}") from exc
         return chan
-
-    def put(self, local: str, remote: str) -> None:
-        """Copy with SFTP, or through `cat` when the server offers no SFTP subsystem."""
-        self.open()
-        try:
-            self._conn.put(local, remote)
-            return
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            sftp_error = exc
-        try:
-            self._put_with_cat(local, remote)
-        except (OSError, EOFError, paramiko.SSHException, ExecError) as exc:
-            raise ExecError(f"{self._where()}: cannot copy {local} to {remote}: {exc} (SFTP: {sftp_error})") from exc
-
-    def _put_with_cat(self, local: str, remote: str) -> None:
-        transport = self._conn.client.get_transport()
-        if transport is None:
-            raise ExecError("the SSH connection is closed")
-        with open(local, "rb") as fh:
-            data = fh.read()
-        chan = transport.open_session(timeout=CONNECT_TIMEOUT_S)
-        try:
-            chan.settimeout(DEFAULT_TIMEOUT_S)
-            chan.exec_command(f"cat > {shlex.quote(remote)}")
-            chan.sendall(data)
-            chan.shutdown_write()
-            code = chan.recv_exit_status()
-        finally:
-            chan.close()
-        if code != 0:
-            raise ExecError(f"`cat > {remote}` exited {code}")
-
-    def get(self, remote: str, local: str) -> None:
-        self.open()
-        try:
-            self._conn.get(remote, local)
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise ExecError(f"{self._where()}: cannot copy {remote} from the node: {exc}") from exc
 
     def stream(self, command: str, stdin: bytes | None = None, *, keep_stdin: bool = False) -> SSHStream:
         chan = self._session(command, combine=True)
