@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import signal
 import socket
@@ -17,10 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from runner.standin.bundles import build_bundles
-from runner.standin.sample_data import make_sample_dataset
-from runner.standin.tiny_model import make_tiny_model
+from standin_stack import MAP_KEYS, child_env, convert_args, losses, make_stack, sft_train_args
 
 VENV_BIN = Path(sys.executable).parent
 MSRUN = VENV_BIN / "msrun" if (VENV_BIN / "msrun").exists() else shutil.which("msrun")
@@ -30,10 +26,6 @@ pytestmark = [
     pytest.mark.skipif(MSRUN is None, reason="msrun (MindSpore) is not installed; run `make setup`"),
 ]
 
-MAP_KEYS = ('{"messages":"messages", "tags":{"role_tag": "role","content_tag": "content","user_tag": "user",'
-            '"assistant_tag": "assistant","system_tag": "system"}}')
-LOSS = re.compile(r"iteration\s+(\d+)/\s*\d+ \|.*? lm loss: ([0-9.E+-]+) \|")
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -42,7 +34,7 @@ def _free_port() -> int:
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MS_", "RANK_"))}
+    env = child_env()
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"  # msrun runs `python` from PATH
     return env
 
@@ -50,22 +42,16 @@ def _env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("standin_msrun")
-    repo = build_bundles(root / "bundles")["MindSpeed-LLM"].path
-    make_tiny_model(root / "model")
-    make_sample_dataset(root / "data")
+    repo, model = make_stack(root)["repo"], root / "model"
     prefix = root / "sft" / "sharegpt"
     prefix.parent.mkdir()
     python(repo, "preprocess_data.py", [
-        "--input", str(root / "data"), "--tokenizer-name-or-path", str(root / "model"), "--output-prefix",
+        "--input", str(root / "data"), "--tokenizer-name-or-path", str(model), "--output-prefix",
         str(prefix), "--handler-name", "SharegptStyleInstructionHandler", "--prompt-type", "qwen_math_r1",
         "--map-keys", MAP_KEYS])
     for tp, pp in ((1, 1), (1, 2)):
-        python(repo, "convert_ckpt.py", [
-            "--use-mcore-models", "--model-type", "GPT", "--load-model-type", "hf", "--save-model-type", "mg",
-            "--target-tensor-parallel-size", str(tp), "--target-pipeline-parallel-size", str(pp), "--add-qkv-bias",
-            "--load-dir", str(root / "model"), "--save-dir", str(root / f"mcore_tp{tp}pp{pp}"),
-            "--tokenizer-model", str(root / "model" / "tokenizer.json"), "--params-dtype", "bf16"])
-    return {"repo": repo, "root": root, "model": root / "model", "data": prefix}
+        python(repo, "convert_ckpt.py", convert_args(model, root / f"mcore_tp{tp}pp{pp}", tp, pp))
+    return {"repo": repo, "root": root, "model": model, "data": prefix}
 
 
 def python(repo: Path, script: str, args: list[str]) -> subprocess.CompletedProcess:
@@ -99,25 +85,8 @@ def msrun(repo: Path, log_dir: Path, script: str, args: list[str], workers: int 
 
 
 def train_args(stack: dict[str, Path], pp: int, iters: int, **extra: str | None) -> list[str]:
-    args = ["--use-mcore-models", "--tensor-model-parallel-size", "1", "--pipeline-model-parallel-size", str(pp),
-            "--num-layers", "4", "--hidden-size", "128", "--ffn-hidden-size", "256", "--num-attention-heads", "4",
-            "--group-query-attention", "--num-query-groups", "2", "--max-position-embeddings", "4096",
-            "--seq-length", "512", "--add-qkv-bias", "--swiglu", "--untie-embeddings-and-output-weights",
-            "--micro-batch-size", "1", "--global-batch-size", "4", "--make-vocab-size-divisible-by", "1",
-            "--padded-vocab-size", "2048", "--tokenizer-name-or-path", str(stack["model"]), "--train-iters",
-            str(iters), "--lr", "1.25e-6", "--lr-decay-style", "cosine", "--min-lr", "1.25e-7",
-            "--lr-warmup-fraction", "0.01", "--bf16", "--data-path", str(stack["data"]), "--log-interval", "1",
-            "--stage", "sft", "--is-instruction-dataset", "--prompt-type", "qwen_math_r1", "--ai-framework",
-            "mindspore", "--distributed-backend", "nccl"]
-    for flag, value in extra.items():
-        args.append("--" + flag.replace("_", "-"))
-        if value is not None:
-            args.append(value)
-    return args
-
-
-def losses(text: str) -> dict[int, float]:
-    return {int(i): float(v) for i, v in LOSS.findall(text)}
+    return sft_train_args(stack["model"], str(stack["data"]), iters, tensor_model_parallel_size="1",
+                          pipeline_model_parallel_size=str(pp), distributed_backend="nccl", **extra)
 
 
 def test_data_parallel_loss_is_all_reduced_over_both_workers(stack: dict, tmp_path: Path) -> None:

@@ -6,36 +6,26 @@ MindSpeed-LLM checkout), without msrun: training then runs as one process.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from standin_stack import child_env, make_stack
 
-from runner.standin.bundles import build_bundles, flag_table
-from runner.standin.sample_data import make_sample_dataset
-from runner.standin.tiny_model import make_tiny_model
-
-MAP_KEYS = ('{"messages":"messages", "tags":{"role_tag": "role","content_tag": "content","user_tag": "user",'
-            '"assistant_tag": "assistant","system_tag": "system"}}')
+from runner.standin.bundles import flag_table
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("standin")
-    repo = build_bundles(root / "bundles")["MindSpeed-LLM"].path
-    make_tiny_model(root / "model")
-    make_sample_dataset(root / "data")
-    (root / "out").mkdir()
-    return {"repo": repo, "model": root / "model", "data": root / "data", "out": root / "out"}
+    return make_stack(tmp_path_factory.mktemp("standin"))
 
 
 def run(env: dict[str, Path], script: str, args: list[str], world: int | None = None) -> subprocess.CompletedProcess:
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("MS_", "RANK_"))}
+    child = child_env()
     if world is not None:
-        child_env["MS_WORKER_NUM"] = str(world)  # what msrun announces, checked before joining the cluster
-    return subprocess.run([sys.executable, script, *args], cwd=env["repo"], env=child_env, capture_output=True,
+        child["MS_WORKER_NUM"] = str(world)  # what msrun announces, checked before joining the cluster
+    return subprocess.run([sys.executable, script, *args], cwd=env["repo"], env=child, capture_output=True,
                           text=True, timeout=120)
 
 

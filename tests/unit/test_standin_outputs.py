@@ -6,7 +6,6 @@ All runs are single processes (no msrun); tests/integration/test_standin_msrun.p
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -14,31 +13,18 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from runner.standin.bundles import build_bundles
-from runner.standin.sample_data import make_sample_dataset
-from runner.standin.tiny_model import make_tiny_model
-
-MAP_KEYS = ('{"messages":"messages", "tags":{"role_tag": "role","content_tag": "content","user_tag": "user",'
-            '"assistant_tag": "assistant","system_tag": "system"}}')
-LOSS = re.compile(r"iteration\s+(\d+)/\s*\d+ \|.*? lm loss: ([0-9.E+-]+) \|")
+from standin_stack import MAP_KEYS, child_env, losses, make_stack, sft_train_args
+from standin_stack import convert_args as tiny_convert_args
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("standin")
-    repo = build_bundles(root / "bundles")["MindSpeed-LLM"].path
-    make_tiny_model(root / "model")
-    make_sample_dataset(root / "data")
-    (root / "out").mkdir()
-    return {"repo": repo, "model": root / "model", "data": root / "data", "out": root / "out", "root": root}
+    return make_stack(tmp_path_factory.mktemp("standin"))
 
 
 def run(env: dict[str, Path], script: str, args: list[str]) -> subprocess.CompletedProcess:
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("MS_", "RANK_"))}
-    done = subprocess.run([sys.executable, script, *args], cwd=env["repo"], env=child_env, capture_output=True,
+    return subprocess.run([sys.executable, script, *args], cwd=env["repo"], env=child_env(), capture_output=True,
                           text=True, timeout=120)
-    return done
 
 
 def indexed(env: dict[str, Path]):  # the stand-in's own reader, as training uses it
@@ -73,31 +59,11 @@ def mcore(env: dict[str, Path]) -> Path:
 
 
 def convert_args(env: dict[str, Path], save: Path, tp: int, pp: int) -> list[str]:
-    return ["--use-mcore-models", "--model-type", "GPT", "--load-model-type", "hf", "--save-model-type", "mg",
-            "--target-tensor-parallel-size", str(tp), "--target-pipeline-parallel-size", str(pp), "--add-qkv-bias",
-            "--load-dir", str(env["model"]), "--save-dir", str(save), "--tokenizer-model",
-            str(env["model"] / "tokenizer.json"), "--model-type-hf", "llama2", "--params-dtype", "bf16"]
+    return tiny_convert_args(env["model"], save, tp, pp)
 
 
 def train_args(env: dict[str, Path], data: str, iters: int, **extra: str | None) -> list[str]:
-    args = ["--use-mcore-models", "--num-layers", "4", "--hidden-size", "128", "--ffn-hidden-size", "256",
-            "--num-attention-heads", "4", "--group-query-attention", "--num-query-groups", "2",
-            "--max-position-embeddings", "4096", "--seq-length", "512", "--add-qkv-bias", "--swiglu",
-            "--untie-embeddings-and-output-weights", "--micro-batch-size", "1", "--global-batch-size", "4",
-            "--make-vocab-size-divisible-by", "1", "--padded-vocab-size", "2048", "--tokenizer-name-or-path",
-            str(env["model"]), "--train-iters", str(iters), "--lr", "1.25e-6", "--lr-decay-style", "cosine",
-            "--min-lr", "1.25e-7", "--lr-warmup-fraction", "0.01", "--bf16", "--data-path", data,
-            "--log-interval", "1", "--stage", "sft", "--is-instruction-dataset", "--prompt-type", "qwen_math_r1",
-            "--ai-framework", "mindspore", "--no-load-optim", "--no-load-rng"]
-    for flag, value in extra.items():
-        args.append("--" + flag.replace("_", "-"))
-        if value is not None:
-            args.append(value)
-    return args
-
-
-def losses(stdout: str) -> dict[int, str]:
-    return {int(i): loss for i, loss in LOSS.findall(stdout)}
+    return sft_train_args(env["model"], data, iters, no_load_optim=None, no_load_rng=None, **extra)
 
 
 def test_instruction_preprocess_writes_packed_files_with_masked_prompts(env: dict, sft_data: str) -> None:
