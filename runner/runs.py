@@ -112,6 +112,13 @@ class RunState(BaseModel):
             return True
         return True
 
+    def settle(self) -> None:
+        """A run left `running` by a launcher that is gone: once none of its stages runs any more,
+        it succeeded if every stage finished, else it was interrupted (`--resume` continues it)."""
+        if self.status == "running" and not any(s.state == "running" for s in self.stages):
+            done = all(s.state in ("succeeded", "skipped") for s in self.stages)
+            self.status = "succeeded" if done else "interrupted"
+
     def stage(self, name: str) -> StageRecord:
         for record in self.stages:
             if record.name == name:

@@ -101,9 +101,7 @@ def _reattach(run_dir, stage: str | None, wanted) -> None:  # type: ignore[no-un
             finally:
                 stream.close()
         refresh(state, nodes)
-        if state.status == "running" and not any(s.state == "running" for s in state.stages):
-            done = all(s.state in ("succeeded", "skipped") for s in state.stages)
-            state.status = "succeeded" if done else "interrupted"
+        state.settle()
         run_dir.write_state(state)
     finally:
         close(nodes)

@@ -51,9 +51,7 @@ def status(run: str | None, as_json: bool, no_refresh: bool, runs_dir: Path | No
         nodes = nodes_of_run(state)
         try:
             if refresh(state, nodes):
-                if not any(s.state == "running" for s in state.stages) and state.status == "running":
-                    done = all(s.state in ("succeeded", "skipped") for s in state.stages)
-                    state.status = "succeeded" if done else "interrupted"
+                state.settle()
                 run_dir.write_state(state)
         finally:
             close(nodes)

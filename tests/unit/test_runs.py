@@ -84,3 +84,14 @@ def test_log_files_come_in_stage_then_attempt_order(tmp_path: Path) -> None:
     order = [(k, s, src) for k, s, src, _ in run.log_files()]
     assert order == [(0, "a", "out"), (1, "a", "worker_2"), (0, "b", "out"), (0, "a.2", "out")]
     assert [(k, s) for k, s, _, _ in run.log_files(node=1)] == [(1, "a")]
+
+
+def test_settle_ends_a_running_run_once_no_stage_runs() -> None:
+    def run(*states: str) -> RunState:
+        stages = [StageRecord(name=f"s{i}", state=s) for i, s in enumerate(states)]  # type: ignore[arg-type]
+        return RunState(run_id="r", job_name="j", status="running", stages=stages)
+
+    still, done, cut = run("succeeded", "running"), run("succeeded", "skipped"), run("succeeded", "stopped")
+    for state in (still, done, cut):
+        state.settle()
+    assert (still.status, done.status, cut.status) == ("running", "succeeded", "interrupted")
