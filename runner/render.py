@@ -35,10 +35,10 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def template_name(plan: Plan, stage: StagePlan) -> str:
-    """One template per stage, and per backend for the distributed ones."""
-    if stage.kind in ("train", "generate"):
-        return f"{stage.kind}.{plan.backend}.sh.j2"
+def template_name(stage: StagePlan) -> str:
+    """One template per stage kind; training and generation share one (msrun or torchrun)."""
+    if stage.launcher in ("msrun", "torchrun"):
+        return "distributed.sh.j2"
     return f"{stage.kind}.sh.j2"
 
 
@@ -58,14 +58,14 @@ def render_stage(plan: Plan, stage_name: str, node_index: int, *, source: str = 
     if node_index not in stage.node_indices:
         raise RenderError(f"stage {stage_name} does not run on node {node_index}")
     try:
-        template = environment().get_template(template_name(plan, stage))
+        template = environment().get_template(template_name(stage))
         return template.render(
             plan=plan, stage=stage, node=plan.nodes[node_index], env=plan.env(node_index),
             arg_lines=arg_lines(stage.args), version=__version__, source=source,
             log_subdir=LAUNCH_LOG_SUBDIR, hf_side_files=HF_SIDE_FILES, needs_master=stage.launcher in
             ("msrun", "torchrun"))
     except jinja2.TemplateError as exc:
-        raise RenderError(f"template {template_name(plan, stage)}: {exc}") from exc
+        raise RenderError(f"template {template_name(stage)}: {exc}") from exc
 
 
 def render_scripts(plan: Plan, *, source: str = "job") -> dict[tuple[int, str], str]:
