@@ -17,8 +17,8 @@ from typing import TextIO
 
 from runner.errors import InputError
 from runner.exec.cluster import connect, make_nodes
-from runner.exec.launch import LaunchOptions, choose_hosts
-from runner.exec.stages import Session, StageJob
+from runner.exec.launch import choose_hosts
+from runner.exec.stages import DEFAULT_GRACE_S, DEFAULT_NODE_TIMEOUT_S, Session, StageJob
 from runner.inventory import DEFAULT_GROUP, Host
 from runner.logstream import LogStream
 from runner.runs import RunDir, RunState
@@ -42,8 +42,8 @@ class CommCheckOptions:
     master_port: int | None = None
     timeout: int = 120
     runs_dir: Path = Path("runs")
-    grace: float = 3.0
-    node_timeout: float = 8.0
+    grace: float = DEFAULT_GRACE_S
+    node_timeout: float = DEFAULT_NODE_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def parse_results(log: Path) -> list[CommResult]:
 
 
 def run_comm_check(opts: CommCheckOptions, console: TextIO | None) -> tuple[RunState, list[CommResult]]:
-    hosts = choose_hosts(LaunchOptions(nodes=opts.nodes, inventory=opts.inventory, group=opts.group, hosts=opts.hosts))
+    hosts = choose_hosts(opts.inventory, opts.nodes, group=opts.group, names=opts.hosts)
     workers = workers_per_node(hosts, opts.workers)
     run = RunDir.create(opts.runs_dir, STAGE)
     state = RunState(
@@ -154,7 +154,7 @@ def run_comm_check(opts: CommCheckOptions, console: TextIO | None) -> tuple[RunS
         scripts = render_scripts(
             hosts,
             workers=workers,
-            master_addr=state.master_addr or hosts[0].address,
+            master_addr=hosts[0].hccl_ip,
             master_port=state.master_port,
             sizes=opts.sizes,
             iters=opts.iters,

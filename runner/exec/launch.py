@@ -51,19 +51,29 @@ class LaunchOptions:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
-def choose_hosts(opts: LaunchOptions) -> list[Host]:
-    hosts = load_hosts(opts.inventory, group=opts.group, hosts=opts.hosts)
-    count = opts.nodes if opts.nodes is not None else len(hosts)
+def choose_hosts(
+    inventory: str | None, nodes: int | None, *, group: str = DEFAULT_GROUP, names: Sequence[str] | None = None
+) -> list[Host]:
+    """The first `nodes` hosts (default: all) of the group, or exactly the hosts `names`, in
+    NODE_RANK order; `runner launch` and `runner check comm` pick their nodes the same way."""
+    hosts = load_hosts(inventory, group=group, hosts=names)
+    count = nodes if nodes is not None else len(hosts)
     if count > len(hosts):
-        where = "--hosts" if opts.hosts else f"group {opts.group!r}"
+        where = "--hosts" if names else f"group {group!r}"
         raise InventoryError(
             f"--nodes {count} but {where} of the inventory has only {len(hosts)} host(s): "
             f"{', '.join(h.name for h in hosts)}",
             hint="lower --nodes or add hosts to the inventory",
         )
-    if opts.hosts and opts.nodes is not None and opts.nodes != len(hosts):
-        raise InventoryError(f"--nodes {opts.nodes} but --hosts names {len(hosts)} host(s)")
+    if names and nodes is not None and nodes != len(hosts):
+        raise InventoryError(
+            f"--nodes {nodes} but --hosts names {len(hosts)} host(s)", hint="give one of them, or make them agree"
+        )
     return hosts[:count]
+
+
+def _hosts_of(opts: LaunchOptions) -> list[Host]:
+    return choose_hosts(opts.inventory, opts.nodes, group=opts.group, names=opts.hosts)
 
 
 def dry_run_plan(opts: LaunchOptions) -> Any:
@@ -75,7 +85,7 @@ def dry_run_plan(opts: LaunchOptions) -> Any:
     if opts.job_path is None:
         raise InputError("--dry-run needs a job file", hint="runner launch JOB.yaml --nodes 2 --dry-run")
     job = load_job(opts.job_path, opts.overrides)
-    plan, _ = _build(job, choose_hosts(opts), job.cluster.master_port)
+    plan, _ = _build(job, _hosts_of(opts), job.cluster.master_port)
     return plan
 
 
@@ -148,7 +158,7 @@ class Launch:
             if opts.job_path is None:
                 raise InputError("give a job file, or --resume RUN", hint="runner launch JOB.yaml --nodes 2")
             job = load_job(opts.job_path, opts.overrides)
-            hosts = choose_hosts(opts)
+            hosts = _hosts_of(opts)
         # Validate the whole plan before touching any node.
         port = job.cluster.master_port
         _build(job, hosts, port or 29500)
