@@ -158,5 +158,14 @@ def test_image_source_pull_pulls_a_missing_image_once(cluster: Any) -> None:
             asked = len(registry.requests)
             summary = assert_ok(run_playbook(cluster, "playbooks/provision.yml", *pull), cluster.nodes)
             assert summary[cluster.nodes[0]]["changed"] == 0 and registry.requests[asked:] == []
+
+            # A tag the registry does not have: the failure names the host, the image and the ways out.
+            missing = [*pull[:-1], json.dumps({**json.loads(pull[-1]), "ascend_image_tag": "no-such-tag",
+                                               "ascend_image_pull_retries": 0})]
+            proc = run_playbook(cluster, "playbooks/provision.yml", *missing)
+            text = " ".join(proc.stdout.split())
+            assert proc.returncode != 0
+            assert f"{cluster.nodes[0]}: `podman pull {registry.address}/mindformers/pull-test:no-such-tag` failed" in text
+            assert "ascend_image_source: tarball" in text
         finally:
             cluster.ssh(0, f"podman rmi -f {registry.ref}; rm -f {conf}", check=False)
