@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from runner.spec.base import SpecModel
 from runner.spec.mindspeed import (
@@ -36,6 +36,22 @@ def _closest(word: str, choices: frozenset[str] | list[str]) -> str:
     return f" Did you mean `{close[0]}`?" if close else ""
 
 
+def _arch_problems(exc: ValidationError) -> str:
+    """ModelArch's validation errors worded as the loader words top-level ones: the fix, or the bad value."""
+    problems, missing = [], []
+    for err in exc.errors():
+        key = ".".join(map(str, err["loc"]))
+        if err["type"] == "missing":
+            missing.append(key)
+        elif err["type"] == "extra_forbidden":
+            problems.append(f"`model.arch.{key}`: unknown key; architecture keys: {', '.join(ModelArch.model_fields)}")
+        else:
+            problems.append(f"`model.arch.{key}`: {err['msg']} (got {err['input']!r})")
+    if missing:
+        problems.append(f"`model.arch` lacks {', '.join(missing)}: give them, or a `model.preset` that has them")
+    return "; ".join(problems)
+
+
 class ModelSpec(SpecModel):
     preset: str | None = Field(default=None, description=f"Architecture preset: {', '.join(PRESETS)}.")
     arch: dict[str, Any] | None = Field(
@@ -54,13 +70,10 @@ class ModelSpec(SpecModel):
     def _has_arch(self) -> ModelSpec:
         if self.preset is None and not self.arch:
             raise ValueError("give `model.preset` or a full `model.arch`")
-        from pydantic import ValidationError
-
         try:
             self.architecture()
         except ValidationError as exc:
-            problems = "; ".join(f"`model.arch.{'.'.join(map(str, e['loc']))}`: {e['msg']}" for e in exc.errors())
-            raise ValueError(problems) from None
+            raise ValueError(_arch_problems(exc)) from None
         return self
 
     def architecture(self) -> ModelArch:
@@ -280,9 +293,16 @@ class CommandStage(SpecModel):
         return value
 
 
+def _stage_kind(value: Any) -> str:
+    # A mapping is a command stage, anything else a MindSpeed stage name: each entry is checked
+    # against one of the two, so a typo gets one error, not one per union member.
+    return "CommandStage" if isinstance(value, dict | CommandStage) else "MindSpeedStage"
+
+
 StageEntry = Annotated[
-    Literal["preprocess", "convert", "train", "generate", "export"] | CommandStage,
-    Field(union_mode="left_to_right"),
+    Annotated[Literal["preprocess", "convert", "train", "generate", "export"], Tag("MindSpeedStage")]
+    | Annotated[CommandStage, Tag("CommandStage")],
+    Discriminator(_stage_kind),
 ]
 
 

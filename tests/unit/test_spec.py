@@ -29,7 +29,12 @@ def test_main_job_loads_with_its_preset() -> None:
     ("data.neat_pack=true", r"`data\.neat_pack` needs `data\.pack: true`"),
     ("train.min_lr=0.1", r"`train\.min_lr` \(0\.1\) must not exceed `train\.lr`"),
     ("model.preset=qwen2.5-8b", r"unknown preset 'qwen2\.5-8b'"),
-    ("model.arch.num_layers=0", r"model\.arch\.num_layers`: Input should be greater than 0"),
+    ("model.arch.num_layers=0", r"model\.arch\.num_layers`: Input should be greater than 0 \(got 0\)"),
+    ("model.arch.num_layer=2", r"`model\.arch\.num_layer`: unknown key; architecture keys: num_layers, "),
+    ("model={hf_dir: /m, arch: {num_layers: 2}}", r"`model\.arch` lacks hidden_size, .*or a `model\.preset`"),
+    ("stages=[preprocess, trian]", r"invalid job \(1 problem\)\n  stages\.1: Input should be 'preprocess', .*"
+                                   r"\(got 'trian'\)$"),
+    ("stages.0={name: hi, command: ''}", r"invalid job \(1 problem\)\n  stages\.0\.command: String should have"),
     ("parallel={tp: 1, pp: 4, sequence_parallel: true}", r"`parallel\.sequence_parallel` needs `parallel\.tp` > 1"),
     ("parallel.num_layer_list=[7,7,14]", r"`parallel\.num_layer_list` has 3 entries; .*pp = 4"),
     ("cluster.visible_devices=[4,8]", r"\[8\] are not NPUs of a 8-NPU node"),
