@@ -26,3 +26,14 @@ def write_manifest(directory: Path, files: dict[str, bytes]) -> dict[str, str]:
     text = "".join(f"{digest}  {name}\n" for name, digest in sums.items())
     write_if_changed(directory.with_name(directory.name + ".sha256"), text.encode("utf-8"))
     return sums
+
+
+def write_tree(dest: Path, files: dict[str, bytes]) -> dict[str, str]:
+    """Write ``files`` into ``dest`` (only those whose bytes differ) and ``<dest>.sha256``.
+
+    Returns ``{relative path: sha256}``.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        write_if_changed(dest / name, data)
+    return write_manifest(dest, files)

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from runner.standin.manifest import write_if_changed, write_manifest
+from runner.standin.manifest import write_tree
 
 SEED = 220_000
 SHARDS = 10
@@ -130,9 +130,4 @@ def make_sample_dataset(dest: Path) -> dict[str, str]:
 
     Returns ``{file name: sha256}`` of the shards.
     """
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    files = shard_bytes()
-    for name, data in files.items():
-        write_if_changed(dest / name, data)
-    return write_manifest(dest, files)
+    return write_tree(Path(dest), shard_bytes())

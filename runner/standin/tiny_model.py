@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runner.standin.manifest import write_if_changed, write_manifest
+from runner.standin.manifest import write_tree
 
 SEED = 257
 LAYERS, HIDDEN, FFN, HEADS, KV_HEADS, VOCAB, MAX_POSITIONS = 4, 128, 256, 4, 2, 2048, 4096
@@ -146,9 +146,4 @@ def model_files() -> dict[str, bytes]:
 
 def make_tiny_model(dest: Path) -> dict[str, str]:
     """Write the model directory (only changed files) and ``<dest>.sha256``; returns {path: sha256}."""
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    files = model_files()
-    for name, data in files.items():
-        write_if_changed(dest / name, data)
-    return write_manifest(dest, files)
+    return write_tree(Path(dest), model_files())
