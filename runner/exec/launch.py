@@ -205,14 +205,12 @@ class Launch:
             plan, scripts = _build(job, hosts, state.master_port)
             stages = stages_from_plan(plan, scripts)
             resume_iteration = None
-            plan_by_name = {s.name: s for s in stages}
             skipped: set[str] = set()
             if old is not None:
                 skipped, resume_iteration = self._decide_resume(old, stages, nodes[0], stream)
                 if resume_iteration is not None:
                     plan, scripts = _build(job, hosts, state.master_port, resume_iteration)
                     stages = stages_from_plan(plan, scripts)
-                    plan_by_name = {s.name: s for s in stages}
             run.write_text("plan.json", json.dumps(plan.to_dict(), indent=2))
             previous = {r.name: r for r in state.stages}
             previous_states = {r.name: r.state for r in state.stages}
@@ -233,13 +231,13 @@ class Launch:
                 f"run {state.run_id}: {len(nodes)} node(s), MASTER_ADDR={state.master_addr} "
                 f"MASTER_PORT={state.master_port}; logs in {run.path / 'logs'}"
             )
-            for name, stage in plan_by_name.items():
-                if name in skipped:
-                    stream.note(f"stage {name!r} is done already (outputs unchanged): skipped")
+            for stage in stages:
+                if stage.name in skipped:
+                    stream.note(f"stage {stage.name!r} is done already (outputs unchanged): skipped")
                     continue
                 # A stage this run already started (and that failed or was stopped) may overwrite
                 # its own partial outputs when it runs again.
-                rerun = old is not None and previous_states.get(name) in ("failed", "stopped", "lost", "running")
+                rerun = old is not None and previous_states.get(stage.name) in ("failed", "stopped", "lost", "running")
                 session.run_stage(stage, env={"RUNNER_FORCE": "1"} if rerun else None)
             session.end("succeeded")
             stream.note(f"run {state.run_id} succeeded")
