@@ -152,7 +152,9 @@ def build_plan(job: Job, nodes: int, *, hosts: Sequence[str] | None = None, mast
                 "raise `parallel.tp`/`parallel.pp`, lower `train.seq_length` or `train.micro_batch`, or set "
                 "`train.recompute: full` / `train.distributed_optimizer: true`")
 
-    base_env = _base_env(job, nodes, per_node, world, master_addr, master_port)
+    # The job's port unless the caller (launch, render --master-port) chose one.
+    port = master_port or job.cluster.master_port
+    base_env = _base_env(job, nodes, per_node, world, master_addr, port)
     node_plans = tuple(
         NodePlan(index=k, node_rank=k, host=hosts[k] if hosts else None, devices=devices,
                  global_ranks=tuple(range(k * per_node, (k + 1) * per_node)))
@@ -161,7 +163,7 @@ def build_plan(job: Job, nodes: int, *, hosts: Sequence[str] | None = None, mast
     return Plan(
         job_name=job.name, backend=job.backend, nnodes=nodes, npus_per_node=per_node, world_size=world,
         tp=tp, pp=pp, dp=dp, storage=job.cluster.storage, master_addr=master_addr,
-        master_port=master_port or job.cluster.master_port, stack_dir=job.stack_dir,
+        master_port=port, stack_dir=job.stack_dir,
         msrun_timeout=job.cluster.msrun_timeout,
         layers_per_stage=tuple(sa.layers_per_stage(job, arch)) if arch else (),
         tokens_per_step=job.train.global_batch * job.train.seq_length if job.train else None,
@@ -277,9 +279,8 @@ def _base_env(job: Job, nodes: int, per_node: int, world: int, master_addr: str 
     }
     if master_addr:
         env["MASTER_ADDR"] = master_addr
-    port = master_port or job.cluster.master_port
-    if port:
-        env["MASTER_PORT"] = str(port)
+    if master_port:
+        env["MASTER_PORT"] = str(master_port)
     if job.cluster.hccl.exec_timeout is not None:
         env["HCCL_EXEC_TIMEOUT"] = str(job.cluster.hccl.exec_timeout)
     if job.cluster.hccl.socket_ifname:
