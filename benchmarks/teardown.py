@@ -66,6 +66,7 @@ def once(inventory: str, count: int, tmp: Path) -> float:
         if time.monotonic() > deadline:
             raise SystemExit("the run did not start")
         time.sleep(0.1)
+    deadline = time.monotonic() + 60
     state_path = next(runs.glob("*/state.json"))
     run_id = state_path.parent.name
     hosts = load_hosts(inventory)[:count]
@@ -73,6 +74,8 @@ def once(inventory: str, count: int, tmp: Path) -> float:
     connect(nodes)
     try:
         while len([p for n in nodes for p in n.run_pids(run_id)]) < 2 * count:  # bash + sleep per node
+            if time.monotonic() > deadline or errors:
+                raise SystemExit(f"the stage did not start on every node: {errors or 'timed out'}")
             time.sleep(0.1)
         victim = nodes[1]
         killed_at = float(

@@ -112,10 +112,11 @@ def _is_done(old: StageRecord | None, stage: StageJob, node0: Node) -> tuple[boo
     """Whether a stage finished in an earlier attempt and nothing it depends on changed."""
     if old is None or old.state not in ("succeeded", "skipped"):
         return False, None
-    digest = inputs_hash(stage, node0.sizes(list(stage.inputs)))
+    # One round trip for both: the inputs decide the hash, the outputs must be as recorded.
+    now = node0.sizes(list(dict.fromkeys([*stage.inputs, *old.outputs])))
+    digest = inputs_hash(stage, {p: now[p] for p in stage.inputs})
     if old.inputs_hash != digest:
         return False, "its script or inputs changed"
-    now = node0.sizes(list(old.outputs))
     changed = [p for p, size in old.outputs.items() if size < 0 or now.get(p) != size]
     if changed:
         return False, f"outputs changed or missing: {', '.join(changed)}"
