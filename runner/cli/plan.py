@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from runner.cli.options import job_options, read_hf_config
+from runner.cli.options import job_options
 
 
 @click.command()
@@ -21,11 +21,10 @@ def plan(job: Path, nodes: int, overrides: tuple[str, ...], as_json: bool) -> No
     here in under a second, with exit code 2.
     """
     from runner.plan import build_plan
-    from runner.spec import load_job
+    from runner.spec import hf_config_of, load_job
 
     spec = load_job(job, overrides)
-    hf_config = read_hf_config(spec.model.hf_dir) if spec.model else None
-    result = build_plan(spec, nodes, hf_config=hf_config)
+    result = build_plan(spec, nodes, hf_config=hf_config_of(spec))
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from runner.cli.options import job_options, read_hf_config
+from runner.cli.options import job_options
 
 
 @click.command()
@@ -25,11 +25,10 @@ def render(job: Path, nodes: int, overrides: tuple[str, ...], out: Path, master_
     """
     from runner.plan import build_plan
     from runner.render import write_scripts
-    from runner.spec import load_job
+    from runner.spec import hf_config_of, load_job
 
     spec = load_job(job, overrides)
-    hf_config = read_hf_config(spec.model.hf_dir) if spec.model else None
-    plan = build_plan(spec, nodes, master_addr=master_addr, master_port=master_port, hf_config=hf_config)
+    plan = build_plan(spec, nodes, master_addr=master_addr, master_port=master_port, hf_config=hf_config_of(spec))
     paths = write_scripts(plan, out, source=str(job), force=force)
     for path in paths:
         click.echo(str(path))

@@ -80,16 +80,17 @@ def dry_run_plan(opts: LaunchOptions) -> Any:
     """The runner.plan.Plan a launch of `opts` would run: the hosts, their NODE_RANK and devices,
     MASTER_ADDR and the stages, from the job and the inventory alone. Every script is rendered (so
     a template problem shows here too), but nothing is connected to and no run directory is made."""
-    from runner.spec import load_job
+    from runner.spec import hf_config_of, load_job
 
     if opts.job_path is None:
         raise InputError("--dry-run needs a job file", hint="runner launch JOB.yaml --nodes 2 --dry-run")
     job = load_job(opts.job_path, opts.overrides)
-    plan, _ = _build(job, _hosts_of(opts), job.cluster.master_port)
+    plan, _ = _build(job, _hosts_of(opts), job.cluster.master_port, hf_config=hf_config_of(job))
     return plan
 
 
-def _build(job: object, hosts: Sequence[Host], master_port: int | None, resume_iteration: int | None = None):
+def _build(job: object, hosts: Sequence[Host], master_port: int | None, resume_iteration: int | None = None,
+           hf_config: dict[str, Any] | None = None):
     from runner.plan import build_plan
     from runner.render import render_scripts
 
@@ -100,6 +101,7 @@ def _build(job: object, hosts: Sequence[Host], master_port: int | None, resume_i
         master_addr=hosts[0].hccl_ip,
         master_port=master_port,
         resume_iteration=resume_iteration,
+        hf_config=hf_config,
     )
     return plan, render_scripts(plan)
 
@@ -141,7 +143,7 @@ class Launch:
         self.console = console
 
     def run(self) -> RunState:
-        from runner.spec import load_job
+        from runner.spec import hf_config_of, load_job
 
         opts = self.opts
         old: RunState | None = None
@@ -162,7 +164,7 @@ class Launch:
             hosts = _hosts_of(opts)
         # Validate the whole plan before touching any node.
         port = job.cluster.master_port
-        _build(job, hosts, port or 29500)
+        _build(job, hosts, port or 29500, hf_config=hf_config_of(job))
         if old is None:
             run = RunDir.create(opts.runs_dir, job.name)
             run.write_text("job.yaml", Path(opts.job_path).read_text())  # type: ignore[arg-type]

@@ -3,6 +3,7 @@ one SpecError that names the file, the field path, the bad value and what would 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from runner.errors import SpecError
+from runner.errors import InputError, SpecError
 from runner.spec.base import SpecLoader
 from runner.spec.job import Job
 
@@ -37,6 +38,21 @@ def load_job(path: str | Path, overrides: Sequence[str] = ()) -> Job:
     for item in overrides:
         apply_override(data, item)
     return validate_job(data, source=str(path))
+
+
+def hf_config_of(job: Job) -> dict[str, Any] | None:
+    """The job's model config.json when the control machine can read it (shared storage mounted, or
+    a local copy); None otherwise (no model, or the file is only on the nodes): the preset is then
+    trusted and checked again on the node."""
+    if job.model is None:
+        return None
+    path = Path(job.model.hf_dir) / "config.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read the model config ({exc})") from None
 
 
 def validate_job(data: dict[str, Any], source: str = "<job>") -> Job:

@@ -72,6 +72,19 @@ def test_dry_run_shows_hosts_ranks_and_master_and_starts_nothing(site, capsys) -
     assert not marker.exists() and not site["runs"].exists()
 
 
+def test_launch_checks_the_preset_against_a_readable_config_json_before_any_run(site, capsys) -> None:  # type: ignore[no-untyped-def]
+    model = site["tmp"] / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({
+        "num_hidden_layers": 28, "hidden_size": 3584, "num_attention_heads": 28, "num_key_value_heads": 4,
+        "rope_theta": 1000000.0, "max_position_embeddings": 32768, "tie_word_embeddings": False}))
+    main_job = Path(__file__).resolve().parents[2] / "jobs" / "qwen25-math-7b-openr1.yaml"
+    for extra in ((), ("--dry-run",)):
+        assert _launch(site, str(main_job), "--nodes", "2", "--set", f"model.hf_dir={model}", *extra) == 2
+        assert "rotary_base: preset 10000.0 vs config.json rope_theta=1000000.0" in capsys.readouterr().err
+    assert not site["runs"].exists()
+
+
 def test_dry_run_with_resume_is_bad_input(site, capsys) -> None:  # type: ignore[no-untyped-def]
     assert _launch(site, "--resume", "some-run", "--dry-run") == 2
     assert "--dry-run takes a job file, not --resume" in capsys.readouterr().err
